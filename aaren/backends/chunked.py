@@ -1,60 +1,79 @@
-"""Chunked scan: O(N·C) work, dense C×C weights inside a chunk, a ⊕-scan over chunk summaries between chunks.
+"""Chunked scan: O(N·C) work as dense C×C matmuls (BLAS / tensor cores), recursing over chunk summaries.
 
-Split the N tokens into N/C chunks of C. Inside a chunk, with the per-row running max
-m_k = max_{i≤k} s_i (so every row has a weight e^0 = 1 and c_k ≥ 1: no underflow, §3.1's role of m),
-    W[k, i] = e^{s_i − m_k} for i ≤ k, else 0        (C × C, one matmul with V on BLAS / tensor cores)
-    c_k = Σ_i W[k, i],   a_k = Σ_i W[k, i] v_i
-The last row of a chunk is its summary (m, c, a). An exclusive ⊕-scan over summaries (Hillis–Steele on N/C
-elements) gives the state entering each chunk, which one more ⊕ folds into every row: o_k = a_k / c_k.
+Tokens are states too: token i is (m_i, c_i, a_i) = (s_i, 1, v_i), or the identity (−inf, 0, 0) if masked.
+The inclusive ⊕-prefix of L states inside one chunk is dense: with M_k = max_{i≤k} m_i,
+    E[k, i] = e^{m_i − M_k} for i ≤ k, else 0          (C × C, every exponent ≤ 0: no overflow, and
+    c_k = Σ_i E[k, i] c_i,   a_k = Σ_i E[k, i] a_i       the row's own max gives weight 1: no underflow)
+which is §3.2's (m, u, w) recurrence summed in closed form. Split N tokens into N/C chunks, take each chunk's
+last row as its summary, get the state entering every chunk from the prefix of the summaries — the same
+computation one level up, recursively — and fold it into each row with one more ⊕. The max m is a constant
+(stop-gradient, see state.py): gradients reach scores through c_i = e^{s_i − sg(s_i)} and values through a_i,
+so E itself needs no backward pass.
 """
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ..state import ScanState, combine_readout
-from .hillis_steele import inclusive_scan
+from ..state import ScanState, combine, combine_readout, token_state
 
 DEFAULT_CHUNK_SIZE = {"cpu": 16}  # per device type; 64 elsewhere (tensor cores like bigger tiles)
 OTHER_CHUNK_SIZE = 64
+
+
+def _dense_prefix(states: ScanState) -> ScanState:
+    """Inclusive ⊕-prefix along the last axis by one L×L matmul. m, c (..., L); a (..., L, D)."""
+    length = states.m.shape[-1]
+    m_prefix = torch.cummax(states.m, dim=-1).values  # (..., L)   M_k
+    m_safe = torch.where(torch.isfinite(m_prefix), m_prefix, torch.zeros_like(m_prefix))
+    causal = torch.ones(length, length, dtype=torch.bool, device=states.m.device).tril()  # [k, i]: i ≤ k
+    exponent = states.m.unsqueeze(-2) - m_safe.unsqueeze(-1)  # (..., L_k, L_i)
+    weights = torch.exp(torch.where(causal, exponent, torch.full_like(exponent, float("-inf"))))  # E
+    c = (weights @ states.c.unsqueeze(-1)).squeeze(-1)  # (..., L)
+    return ScanState(m_prefix, c, weights @ states.a)  # a (..., L, D)
+
+
+def _chunks(states: ScanState, size: int) -> ScanState:
+    """Pad the last axis with identities to a multiple of `size` and fold it to (..., K, size)."""
+    pad = -states.m.shape[-1] % size
+    m = F.pad(states.m, (0, pad), value=float("-inf"))
+    c, a = F.pad(states.c, (0, pad)), F.pad(states.a, (0, 0, 0, pad))
+    return ScanState(m.unflatten(-1, (-1, size)), c.unflatten(-1, (-1, size)), a.unflatten(-2, (-1, size)))
+
+
+def _entering(local: ScanState, size: int) -> ScanState:
+    """The state entering each chunk (exclusive prefix of the chunk summaries), shaped to broadcast on rows."""
+    summaries = ScanState(local.m[..., -1], local.c[..., -1], local.a[..., -1, :])  # (..., K)
+    inclusive = prefix_scan(summaries, size)
+    m = F.pad(inclusive.m[..., :-1], (1, 0), value=float("-inf"))  # chunk 0 starts from the identity
+    c, a = F.pad(inclusive.c[..., :-1], (1, 0)), F.pad(inclusive.a[..., :-1, :], (0, 0, 1, 0))
+    return ScanState(m.unsqueeze(-1), c.unsqueeze(-1), a.unsqueeze(-2))
+
+
+def prefix_scan(states: ScanState, size: int) -> ScanState:
+    """Inclusive ⊕-prefix along the last axis, O(L·size) work in log_size(L) levels."""
+    length, size = states.m.shape[-1], max(size, 2)  # size 1 would never shrink the problem
+    if length <= size:
+        return _dense_prefix(states)
+    local = _dense_prefix(_chunks(states, size))  # (..., K, size)
+    rows = combine(_entering(local, size), local)
+    return ScanState(rows.m.flatten(-2)[..., :length], rows.c.flatten(-2)[..., :length],
+                     rows.a.flatten(-3, -2)[..., :length, :])
 
 
 def chunked_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState,
                  chunk_size: int | None = None):
     """scores (..., N), values (..., N, D), mask (..., N) | None → (o (..., N, D), final state)."""
     size = chunk_size or DEFAULT_CHUNK_SIZE.get(scores.device.type, OTHER_CHUNK_SIZE)
-    *batch, n = scores.shape
-    d = values.shape[-1]
-    n_chunks = -(-n // size)
-    pad = n_chunks * size - n
-    if pad:  # padded tail positions are masked: they take no weight
-        scores = torch.nn.functional.pad(scores, (0, pad))
-        values = torch.nn.functional.pad(values, (0, 0, 0, pad))
-        mask = torch.ones_like(scores[..., :n], dtype=torch.bool) if mask is None else mask
-        mask = torch.nn.functional.pad(mask, (0, pad), value=False)
-
-    neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
-    if mask is not None:
-        scores = torch.where(mask, scores, neg_inf)  # a masked token has e^{s} = 0
-    s = scores.reshape(*batch, n_chunks, size)  # (..., K, C)
-    v = values.reshape(*batch, n_chunks, size, d)  # (..., K, C, D)
-    m_row = torch.cummax(s.detach(), dim=-1).values  # (..., K, C) running max inside the chunk
-    m_row_safe = torch.where(torch.isfinite(m_row), m_row, torch.zeros_like(m_row))
-
-    causal = torch.ones(size, size, dtype=torch.bool, device=s.device).tril()  # [k, i]: i ≤ k
-    exponent = s.unsqueeze(-2) - m_row_safe.unsqueeze(-1)  # (..., K, C_k, C_i)
-    # mask before exp: e^{+large} above the diagonal would poison the backward pass with inf·0
-    weights = torch.exp(torch.where(causal, exponent, neg_inf))
-    local = ScanState(m_row, weights.sum(-1), weights @ v)  # c (..., K, C), a (..., K, C, D)
-
-    # prepend the incoming state: scanning [state, S_0, …, S_{K−1}] gives, at j, the state entering chunk j
-    # (state ⊕ S_0 ⊕ … ⊕ S_{j−1}) and, at K, the final state
-    summaries = ScanState(
-        torch.cat([state.m.unsqueeze(-1), local.m[..., -1]], dim=-1),  # (..., K+1)
-        torch.cat([state.c.unsqueeze(-1), local.c[..., -1]], dim=-1),
-        torch.cat([state.a.unsqueeze(-2), local.a[..., -1, :]], dim=-2),  # (..., K+1, D)
-    )
-    prefix = inclusive_scan(summaries)
-    entering = ScanState(prefix.m[..., :-1, None], prefix.c[..., :-1, None], prefix.a[..., :-1, None, :])
-    rows = combine_readout(entering, local)  # (..., K, C, D): each row continued from the state entering its chunk
-    o = rows.reshape(*batch, n_chunks * size, d)[..., :n, :]
-    final = ScanState(prefix.m[..., -1], prefix.c[..., -1], prefix.a[..., -1, :])
+    n = scores.shape[-1]
+    tokens = token_state(scores, values, mask)  # (..., N)
+    # the incoming state goes first, as element 0: the prefix then continues from it
+    states = ScanState(torch.cat([state.m.unsqueeze(-1), tokens.m], dim=-1),  # (..., N+1)
+                       torch.cat([state.c.unsqueeze(-1), tokens.c], dim=-1),
+                       torch.cat([state.a.unsqueeze(-2), tokens.a], dim=-2))  # (..., N+1, D)
+    local = _dense_prefix(_chunks(states, size))  # (..., K, C)
+    entering = _entering(local, size)  # (..., K, 1)
+    o = combine_readout(entering, local).flatten(-3, -2)[..., 1:n + 1, :]  # (..., N, D)
+    j, r = divmod(n, size)  # the last element's chunk and row
+    final = combine(ScanState(entering.m[..., j, 0], entering.c[..., j, 0], entering.a[..., j, 0, :]),
+                    ScanState(local.m[..., j, r], local.c[..., j, r], local.a[..., j, r, :]))
     return o, final
