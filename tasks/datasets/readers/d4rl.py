@@ -1,0 +1,52 @@
+"""Reader for D4RL gym-mujoco v2 HDF5 files (Fu et al. 2020), as used by Decision Transformer.
+
+A file holds flat transition arrays of one length N: `observations` (N, obs_dim), `actions` (N, act_dim),
+`rewards` (N,), `terminals` (N,), `timeouts` (N,). Episodes end where `terminals` or `timeouts` is set; the
+RL task splits them into trajectories. Other keys (`next_observations`, `infos/*`, `metadata/*`) are not read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetFormatError
+from ._common import require_file
+
+D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+_NDIM = {"observations": 2, "actions": 2, "rewards": 1, "terminals": 1, "timeouts": 1}
+
+
+def read_d4rl_hdf5(path: Path | str) -> dict[str, np.ndarray]:
+    """Return {observations (N, obs_dim) float32, actions (N, act_dim) float32, rewards (N,) float32,
+    terminals (N,) bool, timeouts (N,) bool}; raise DatasetFormatError on missing keys, bad shapes or values."""
+    import h5py
+
+    path = require_file(path)
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise DatasetFormatError(path, f"not a readable HDF5 file ({error})") from None
+    with handle:
+        missing = [k for k in D4RL_KEYS if k not in handle]
+        if missing:
+            raise DatasetFormatError(path, f"missing HDF5 datasets {missing}; has {sorted(handle.keys())}")
+        arrays = {k: handle[k][()] for k in D4RL_KEYS}
+    for key, array in arrays.items():
+        if array.ndim != _NDIM[key]:
+            raise DatasetFormatError(path, f"{key!r} has shape {array.shape}, expected {_NDIM[key]} dimension(s)")
+    lengths = {key: array.shape[0] for key, array in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise DatasetFormatError(path, f"arrays have mismatched lengths {lengths}")
+    if lengths["observations"] == 0:
+        raise DatasetFormatError(path, "no transitions (N = 0)")
+    for key in ("observations", "actions", "rewards"):
+        if not np.isfinite(arrays[key]).all():
+            raise DatasetFormatError(path, f"{key!r} has NaN or infinite values")
+    return {
+        "observations": arrays["observations"].astype(np.float32, copy=False),
+        "actions": arrays["actions"].astype(np.float32, copy=False),
+        "rewards": arrays["rewards"].astype(np.float32, copy=False),
+        "terminals": arrays["terminals"].astype(bool),
+        "timeouts": arrays["timeouts"].astype(bool),
+    }

@@ -1,0 +1,227 @@
+"""Format readers: round trips on generated fixtures, and a clear DatasetFormatError for each malformed case."""
+import pickle
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+from tasks.datasets import fixtures
+from tasks.datasets.readers import (DatasetFormatError, read_csv_series, read_d4rl_hdf5, read_tpp, read_ts)
+
+
+# ---------------------------------------------------------------- TSLib CSV
+def test_csv_round_trip(tmp_path):
+    path = fixtures.make_tslib_csv(tmp_path / "toy.csv", n_rows=48, n_channels=3)
+    table = read_csv_series(path)
+    assert table.values.shape == (48, 3) and table.values.dtype == np.float64
+    assert table.columns == ("x0", "x1", "OT")
+    assert table.dates[1] - table.dates[0] == np.timedelta64(3600, "s")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda text: text[: text.rindex(",")], "line 49 has 3 fields, the header has 4 (file truncated?)"),
+    (lambda text: text.replace("date,", "when,", 1), "no 'date' column"),
+    (lambda text: re.sub(r"(02:00:00,)[^,]*", r"\1abc", text), "line 4, column 'x0': non-numeric value 'abc'"),
+    (lambda text: re.sub(r"(03:00:00,[^,]*,)[^,]*", r"\1NaN", text), "line 5, column 'x1': empty or NaN value"),
+    (lambda text: re.sub(r"(03:00:00,)[^,]*", r"\1", text), "line 5, column 'x0': empty or NaN value"),
+    (lambda text: text.replace("2016-07-01 04:00:00", "not-a-date", 1), "line 6: unparseable date"),
+    (lambda text: text.splitlines()[0] + "\n", "header only"),
+    (lambda text: "", "empty file"),
+])
+def test_csv_errors_name_file_and_problem(tmp_path, mutate, message):
+    path = fixtures.make_tslib_csv(tmp_path / "toy.csv", n_rows=48)
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(DatasetFormatError, match="toy.csv") as info:
+        read_csv_series(path)
+    assert message in str(info.value)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_csv_series(tmp_path / "nope.csv")
+
+
+# ---------------------------------------------------------------- UEA .ts
+@pytest.mark.parametrize("lengths", [(8, 8), (5, 11)])
+def test_ts_round_trip(tmp_path, lengths):
+    train, test = fixtures.make_ts_pair(tmp_path, "Toy", n_train=6, n_test=4, n_dims=2, lengths=lengths)
+    data = read_ts(train)
+    assert len(data.series) == 6 and data.problem_name == "Toy"
+    assert all(s.dtype == np.float32 and s.shape[1] == 2 and lengths[0] <= s.shape[0] <= lengths[1]
+               for s in data.series)
+    assert data.class_labels == ("1", "2", "3") and list(data.labels) == ["1", "2", "3", "1", "2", "3"]
+    assert len(read_ts(test).series) == 4
+
+
+def _replace_in(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("@data\n", "", "expected a '@tag' header line before @data, got '0.0"),
+    ("@classLabel true 1 2 3", "@classLabel false", "no '@classLabel true"),
+    ("@dimensions 2", "@dimensions 3", "declares 3 dimensions, data has 2"),
+    ("@seriesLength 8", "@seriesLength 9", "declares @seriesLength 9"),
+    ("@problemName Toy", "problemName Toy", "expected a '@tag' header line"),
+    (":1\n", ":7\n", "labels ['7'] are not declared"),
+])
+def test_ts_header_errors(tmp_path, old, new, message):
+    train, _ = fixtures.make_ts_pair(tmp_path, "Toy")
+    _replace_in(train, old, new)
+    with pytest.raises(DatasetFormatError, match="Toy_TRAIN.ts") as info:
+        read_ts(train)
+    assert message in str(info.value)
+
+
+def test_ts_truncated_header(tmp_path):
+    train, _ = fixtures.make_ts_pair(tmp_path, "Toy")
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[:3]))
+    with pytest.raises(DatasetFormatError, match="Toy_TRAIN.ts: no '@data' line"):
+        read_ts(train)
+
+
+def test_ts_inconsistent_dimensions_wraps_sktime_error(tmp_path):
+    train, _ = fixtures.make_ts_pair(tmp_path, "Toy", n_dims=2)
+    lines = train.read_text().splitlines()
+    lines[-1] = lines[-1].split(":", 1)[1]  # drop the first dimension of the last case
+    train.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetFormatError, match="Toy_TRAIN.ts.*dimensions"):
+        read_ts(train)
+
+
+def test_ts_unequal_dimension_lengths(tmp_path):
+    train, _ = fixtures.make_ts_pair(tmp_path, "Toy", n_dims=2, lengths=(5, 11))
+    lines = train.read_text().splitlines()
+    first, rest = lines[-1].split(":", 1)
+    lines[-1] = first.rsplit(",", 1)[0] + ":" + rest  # one value fewer in dimension 0
+    train.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetFormatError, match="different lengths"):
+        read_ts(train)
+
+
+# ---------------------------------------------------------------- D4RL HDF5
+def test_d4rl_round_trip(tmp_path):
+    arrays = read_d4rl_hdf5(fixtures.make_d4rl_hdf5(tmp_path / "toy.hdf5", n_episodes=3, episode_len=10))
+    assert arrays["observations"].shape == (30, 4) and arrays["actions"].shape == (30, 2)
+    assert arrays["terminals"].sum() == 2 and arrays["timeouts"].sum() == 1 and arrays["rewards"].shape == (30,)
+
+
+def _edit_hdf5(path, key, value):
+    with h5py.File(path, "a") as handle:
+        del handle[key]
+        if value is not None:
+            handle[key] = value
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("timeouts", None, "missing HDF5 datasets ['timeouts']"),
+    ("rewards", np.zeros(29, np.float32), "mismatched lengths"),
+    ("actions", np.zeros(30, np.float32), "'actions' has shape (30,)"),
+    ("observations", np.full((30, 4), np.nan, np.float32), "'observations' has NaN"),
+])
+def test_d4rl_errors(tmp_path, key, value, message):
+    path = fixtures.make_d4rl_hdf5(tmp_path / "toy.hdf5", n_episodes=3, episode_len=10)
+    _edit_hdf5(path, key, value)
+    with pytest.raises(DatasetFormatError, match="toy.hdf5") as info:
+        read_d4rl_hdf5(path)
+    assert message in str(info.value)
+
+
+def test_d4rl_not_hdf5(tmp_path):
+    path = tmp_path / "fake.hdf5"
+    path.write_bytes(b"<html>404</html>")
+    with pytest.raises(DatasetFormatError, match="fake.hdf5: not a readable HDF5"):
+        read_d4rl_hdf5(path)
+
+
+# ---------------------------------------------------------------- TPP formats
+def _write_all_formats(folder, sequences, num_marks=3):
+    return {
+        "meta_tpp_npz": fixtures.make_meta_tpp_npz(folder / "toy.npz", sequences),
+        "ifl_tpp_npz": fixtures.make_ifl_tpp_npz(folder / "toy_ifl.npz", sequences),
+        "rmtpp_text": fixtures.make_rmtpp_text(folder / "time-1-train.txt", sequences),
+        "thp_pickle": fixtures.make_thp_pickle(folder / "train.pkl", sequences, num_marks=num_marks),
+    }
+
+
+def test_tpp_all_formats_agree(tmp_path):
+    sequences = fixtures.toy_tpp_sequences(n_sequences=5, num_marks=3)
+    for fmt, path in _write_all_formats(tmp_path, sequences).items():
+        data = read_tpp(path, fmt, num_marks=3)
+        assert data.num_marks == 3 and len(data.sequences) == 5, fmt
+        for got, want in zip(data.sequences, sequences):
+            np.testing.assert_allclose(got["times"], want["times"], rtol=1e-6, err_msg=fmt)  # THP stores float32
+            np.testing.assert_array_equal(got["marks"], want["marks"], err_msg=fmt)
+            assert got["times"].dtype == np.float64 and got["marks"].dtype == np.int64
+
+
+def test_tpp_num_marks_inferred_or_declared(tmp_path):
+    sequences = fixtures.toy_tpp_sequences(num_marks=3)
+    top = max(int(s["marks"].max()) for s in sequences)
+    paths = _write_all_formats(tmp_path, sequences, num_marks=7)
+    assert read_tpp(paths["ifl_tpp_npz"], "ifl_tpp_npz").num_marks == top + 1
+    assert read_tpp(paths["thp_pickle"], "thp_pickle").num_marks == 7  # dim_process
+
+
+@pytest.mark.parametrize("fmt", ["meta_tpp_npz", "ifl_tpp_npz", "rmtpp_text", "thp_pickle"])
+@pytest.mark.parametrize("corrupt, message", [
+    # Meta-TPP stores inter-event times, so a decrease or a negative start shows as a negative gap there
+    (lambda s: s[1].update(times=s[1]["times"][::-1].copy()),
+     r"sequence 1: (event times decrease|negative inter-event time)"),
+    (lambda s: s[2].update(times=s[2]["times"] - 5.0),
+     r"sequence 2: (negative event time|negative inter-event time -\d.* at event 0)"),
+    (lambda s: s[0]["marks"].__setitem__(0, 5), r"sequence 0: mark 5 at event 0 is out of range \[0, 3\)"),
+])
+def test_tpp_content_errors(tmp_path, fmt, corrupt, message):
+    sequences = fixtures.toy_tpp_sequences(n_sequences=4, num_marks=3)
+    corrupt(sequences)
+    path = _write_all_formats(tmp_path, sequences)[fmt]
+    with pytest.raises(DatasetFormatError, match=path.name) as info:
+        read_tpp(path, fmt, num_marks=3)
+    assert re.search(message, str(info.value))
+
+
+def test_tpp_empty_sequence(tmp_path):
+    sequences = fixtures.toy_tpp_sequences(n_sequences=3)
+    sequences[1] = {"times": np.zeros(0), "marks": np.zeros(0, np.int64)}
+    path = fixtures.make_ifl_tpp_npz(tmp_path / "toy.npz", sequences)
+    with pytest.raises(DatasetFormatError, match="sequence 1 is empty"):
+        read_tpp(path, "ifl_tpp_npz")
+
+
+def test_tpp_wrong_npz_arrays(tmp_path):
+    path = tmp_path / "wrong.npz"
+    np.savez(path, x=np.zeros(3))
+    with pytest.raises(DatasetFormatError, match=r"wrong.npz: no 'times' array .*\['x'\]"):
+        read_tpp(path, "meta_tpp_npz")
+    with pytest.raises(DatasetFormatError, match="wrong.npz: no 'arrival_times' array"):
+        read_tpp(path, "ifl_tpp_npz")
+    np.savez(path, times=np.ones((2, 3)), marks=np.ones((2, 4)))
+    with pytest.raises(DatasetFormatError, match=r"'marks' has shape \(2, 4\)"):
+        read_tpp(path, "meta_tpp_npz")
+    np.savez(path, times=np.ones((1, 3)), marks=np.array([[1, 0, 1]]))
+    with pytest.raises(DatasetFormatError, match="mark 0 at a valid event"):
+        read_tpp(path, "meta_tpp_npz")
+
+
+def test_tpp_rmtpp_needs_event_file(tmp_path):
+    path = fixtures.make_rmtpp_text(tmp_path / "time-2-test.txt", fixtures.toy_tpp_sequences())
+    (tmp_path / "event-2-test.txt").unlink()
+    with pytest.raises(DatasetFormatError, match="event-2-test.txt is missing"):
+        read_tpp(path, "rmtpp_text")
+
+
+def test_tpp_thp_pickle_refuses_code(tmp_path):
+    path = tmp_path / "train.pkl"
+    path.write_bytes(pickle.dumps({"dim_process": 1, "train": [[{"evil": print}]]}))
+    with pytest.raises(DatasetFormatError, match="builtins.print is not allowed"):
+        read_tpp(path, "thp_pickle")
+
+
+def test_tpp_unknown_format(tmp_path):
+    path = fixtures.make_ifl_tpp_npz(tmp_path / "toy.npz", fixtures.toy_tpp_sequences())
+    with pytest.raises(ValueError, match="unknown TPP format 'csv'"):
+        read_tpp(path, "csv")
