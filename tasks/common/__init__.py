@@ -1,0 +1,1 @@
+"""Shared task utilities: the TaskModule base, and the harness that turns a config into a stored result."""

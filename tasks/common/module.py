@@ -1,0 +1,46 @@
+"""TaskModule: the LightningModule every task subclasses. It owns the backbone and the optimizer.
+
+A task module adds its embeddings and heads, logs `val/loss` (and whatever `task.monitor` names) in validation
+and every test metric as `test/<metric>`; the harness records exactly the `test/*` values (tasks/README.md).
+"""
+import inspect
+from collections.abc import Mapping
+
+import aaren
+import lightning as L
+
+from .errors import ConfigError
+from .optim import build_optimizer, check_optim
+
+
+def check_backbone(backbone: Mapping) -> dict:
+    """Names the config keys aaren.Backbone does not take; aaren.Backbone itself checks the values (ValueError)."""
+    if not isinstance(backbone, Mapping):
+        raise ConfigError(f"backbone must be a mapping, got {type(backbone).__name__}")
+    allowed = set(inspect.signature(aaren.Backbone).parameters)
+    unknown = set(backbone) - allowed
+    if unknown:
+        raise ConfigError(f"backbone: unknown keys {sorted(unknown)}; aaren.Backbone takes {sorted(allowed)}")
+    return dict(backbone)
+
+
+class TaskModule(L.LightningModule):
+    """Base of every task's LightningModule: `self.backbone = aaren.Backbone(**backbone)` + optimizer/schedule.
+
+    backbone: {kind: aaren|transformer, d_model, n_layers, n_heads, d_ff, dropout, norm_first, activation}
+    optim:    {name: adam|adamw|radam, lr, weight_decay, betas?, schedule: {name, warmup_steps?}} (optim.py)
+    """
+
+    def __init__(self, *, backbone: Mapping, optim: Mapping):
+        super().__init__()
+        self.backbone_config = check_backbone(backbone)
+        self.optim_config = check_optim(optim)
+        self.backbone = aaren.Backbone(**self.backbone_config)
+
+    def configure_optimizers(self):
+        return build_optimizer(self.parameters(), self.optim_config)
+
+    def log_test_metrics(self, metrics: Mapping[str, float], **kwargs) -> None:
+        """Log {name: value} as `test/<name>`, what the harness records. kwargs go to `self.log_dict`."""
+        kwargs.setdefault("sync_dist", True)  # under DDP: the mean over ranks, not rank 0 alone
+        self.log_dict({f"test/{name}": value for name, value in metrics.items()}, **kwargs)

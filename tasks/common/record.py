@@ -1,0 +1,61 @@
+"""The run record written to the results store (one JSON file per run; see store.py)."""
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from .provenance import git_state, machine, package_versions
+
+SCHEMA_VERSION = 1
+TEST_PREFIX = "test/"
+
+
+class NoTestMetricsError(RuntimeError):
+    """The task module logged no `test/<metric>` value during trainer.test."""
+
+
+def collect_test_metrics(results: list[dict]) -> dict:
+    """`test/<name>` values returned by trainer.test → {name: float | None (non-finite)}."""
+    metrics = {}
+    for per_dataloader in results:
+        for key, value in per_dataloader.items():
+            if key.startswith(TEST_PREFIX):
+                value = float(value)
+                metrics[key[len(TEST_PREFIX):]] = value if math.isfinite(value) else None
+    if not metrics:
+        raise NoTestMetricsError("the task module logged no `test/<metric>` value in test_step/on_test_epoch_end "
+                                 "(tasks/README.md: log every test metric as `test/<metric>`)")
+    return metrics
+
+
+def build_record(cfg: DictConfig, *, rid: str, config_hash: str, identity: dict, metrics: dict, module,
+                 repo_root: Path, wall_time_s: float, resumed: bool, fit: dict, world_size: int) -> dict:
+    parameters = list(module.parameters())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": rid,
+        "config_hash": config_hash,
+        "task": cfg.task.name,
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.kind,
+        "seed": cfg.seed,
+        "variant": OmegaConf.to_container(cfg.task.variant, resolve=True),
+        "metrics": metrics,
+        "protocol": OmegaConf.to_container(cfg.task.protocol, resolve=True),
+        "data_label": OmegaConf.select(cfg, "task.data_label", default=None)
+        or OmegaConf.select(cfg, "dataset.provenance", default=None),
+        "monitor": {"name": cfg.task.monitor, "mode": cfg.task.monitor_mode, "best": fit["best_score"]},
+        "epochs_trained": fit["epochs"],
+        "tested_checkpoint": fit["tested_checkpoint"],
+        "n_parameters": sum(p.numel() for p in parameters),
+        "n_trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),
+        "wall_time_s": round(wall_time_s, 3),
+        "resumed": resumed,
+        "world_size": world_size,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": git_state(repo_root),
+        "versions": package_versions(),
+        "machine": machine(),
+        "config": identity,
+    }

@@ -1,0 +1,155 @@
+"""run(cfg): config → trained model → tested best checkpoint → one record in the results store.
+
+Nothing here is task-specific: `cfg.task.datamodule` and `cfg.task.module` are instantiated from their `_target_`.
+Finished runs (record present) are skipped unless `force=true`; interrupted runs resume from last.ckpt.
+Under DDP every rank runs this function; only rank 0 locks, skips, writes markers and the record.
+"""
+import inspect
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from . import identity, loggers, record, resume, store
+from .checks import check_run_config
+from .errors import ConfigError
+
+log = logging.getLogger("aaren.harness")
+log.setLevel(logging.INFO)  # the harness's own lines reach train.log even where the root logger is at WARNING
+PATH_KEYS = ("data_root", "output_root", "results_root")
+# Trainer arguments the harness itself sets from the run folder and task.monitor
+RESERVED_TRAINER_KEYS = {"callbacks", "logger", "default_root_dir", "enable_checkpointing"}
+
+
+def prepare_config(cfg: DictConfig, repo_root: Path) -> DictConfig:
+    """Validate, then make relative paths absolute from the repository root (not the shell's cwd)."""
+    check_run_config(cfg)
+    with open_dict(cfg):
+        for key in PATH_KEYS:
+            path = Path(cfg.paths[key]).expanduser()
+            cfg.paths[key] = str(path if path.is_absolute() else Path(repo_root) / path)
+    return cfg
+
+
+def trainer_kwargs(cfg: DictConfig) -> dict:
+    """conf/trainer with `task.trainer` merged over it (task keys win), checked against lightning.Trainer."""
+    merged = {**OmegaConf.to_container(cfg.trainer, resolve=True),
+              **OmegaConf.to_container(cfg.task.trainer, resolve=True)}
+    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {"self"} - RESERVED_TRAINER_KEYS
+    unknown = sorted(set(merged) - allowed)
+    if unknown:
+        raise ConfigError(f"trainer / task.trainer: {unknown} are not lightning.Trainer arguments the harness "
+                          f"accepts (it sets {sorted(RESERVED_TRAINER_KEYS)} itself)")
+    return merged
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}", monitor=cfg.task.monitor,
+                                 mode=cfg.task.monitor_mode, save_top_k=1, save_last=True,
+                                 enable_version_counter=False)
+    run_state = resume.RunStateCallback()
+    callbacks = [checkpoint, run_state]
+    if cfg.task.patience is not None:
+        callbacks.append(EarlyStopping(monitor=cfg.task.monitor, mode=cfg.task.monitor_mode,
+                                       patience=cfg.task.patience))
+    if show_progress:
+        callbacks.append(RichProgressBar())
+    return checkpoint, run_state, callbacks
+
+
+def _instantiate(cfg: DictConfig, key: str):
+    try:
+        return hydra.utils.instantiate(OmegaConf.select(cfg, key), _convert_="all")
+    except hydra.errors.InstantiationException as error:
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__  # the task's own clear error (ConfigError, DatasetFormatError, ...)
+        raise ConfigError(f"cannot build {key} ({OmegaConf.select(cfg, key + '._target_')}): {error}") from error
+
+
+def _add_file_log(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
+    """Train, test and record one run. Returns the record, or None when another process holds the run."""
+    cfg = prepare_config(cfg, repo_root)
+    is_rank_zero = rank_zero_only.rank == 0
+    config_hash = identity.config_hash(cfg)
+    rid = identity.run_id(cfg)
+    run_dir = identity.run_dir(cfg, rid)
+    record_path = store.record_path(cfg.paths.results_root, cfg.task.name, cfg.dataset.name, rid)
+    if is_rank_zero and record_path.is_file() and not cfg.force:
+        log.info("run %s is finished (%s); skipping (force=true reruns it)", rid, record_path)
+        return store.read_record(record_path)
+    lock = resume.RunLock(run_dir)
+    if is_rank_zero:
+        try:
+            lock.acquire()
+        except resume.RunLockedError as error:
+            log.warning("skipping: %s", error)
+            return None
+        if cfg.force:
+            resume.clear_run_state(run_dir)
+    handler = _add_file_log(run_dir) if is_rank_zero else None
+    logger = None
+    try:
+        log.info("run %s → %s", rid, run_dir)
+        ident = identity.identity_config(cfg)
+        if is_rank_zero:
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        L.seed_everything(cfg.seed, workers=True)
+        datamodule = _instantiate(cfg, "task.datamodule")
+        module = _instantiate(cfg, "task.module")
+        kwargs = trainer_kwargs(cfg)
+        checkpoint, run_state, callbacks = build_callbacks(cfg, run_dir, kwargs.get("enable_progress_bar", True))
+        logger = loggers.build_logger(cfg, rid=rid, run_dir=run_dir, config=ident)
+        trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=logger if logger else False,
+                            default_root_dir=str(run_dir))
+        fit = resume.read_fit_done(run_dir)
+        resumed = resume.last_checkpoint(run_dir) is not None
+        if fit is None:
+            last = resume.last_checkpoint(run_dir)
+            if last is not None:
+                log.info("resuming from %s", last)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=last)
+            if trainer.interrupted:
+                raise KeyboardInterrupt(f"training of {rid} was interrupted; relaunch to resume")
+            best = trainer.strategy.broadcast(checkpoint.best_model_path)
+            score = checkpoint.best_model_score
+            fit = {"best_checkpoint": best or checkpoint.last_model_path, "epochs": trainer.current_epoch,
+                   "best_score": None if score is None else float(score), "elapsed_s": run_state.elapsed_s()}
+            if is_rank_zero:
+                resume.write_fit_done(run_dir, **fit)
+        else:
+            log.info("training of %s had finished; testing its best checkpoint", rid)
+        fit["tested_checkpoint"] = "best" if Path(fit["best_checkpoint"]).name.startswith("best") else "last"
+        test_started = time.monotonic()
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=fit["best_checkpoint"])
+        metrics = record.collect_test_metrics(results)
+        if not trainer.is_global_zero:
+            return None
+        wall_time = fit["elapsed_s"] + time.monotonic() - test_started  # training (every segment) + test
+        entry = record.build_record(cfg, rid=rid, config_hash=config_hash, identity=ident, metrics=metrics,
+                                    module=module, repo_root=repo_root, wall_time_s=wall_time, resumed=resumed,
+                                    fit=fit, world_size=trainer.world_size)
+        store.write_json_atomic(record_path, entry)
+        loggers.log_record(logger, entry)
+        log.info("run %s done: %s → %s", rid, metrics, record_path)
+        loggers.finish_logger(logger, failed=False)
+        return entry
+    except BaseException:
+        loggers.finish_logger(logger, failed=True)
+        raise
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        lock.release()
