@@ -1,0 +1,91 @@
+"""Evaluate a Decision Transformer in its MuJoCo environment: episodes side by side, one batched model call per step.
+
+Conditioning (DT): R̂_0 = target return / rtg_scale, then R̂_{t+1} = R̂_t − r_t / rtg_scale; states standardised
+with the training data's statistics; actions are the model's outputs (deterministic). Episodes end at
+termination or at 1000 steps; the return is the undiscounted sum of rewards. Episode i is reset with seed + i.
+
+Modes (both recorded with every number):
+- window: the DT protocol. At step t the model reads the last K timesteps (all of them while t < K) and is run
+  from scratch on that window.
+- stream: the tokens of the whole episode go through `backbone.step` one at a time; Aaren carries its
+  constant-size state, the Transformer a KV cache that grows with t. Reports the model's wall time per env step
+  (all episodes together) and the state held per episode at the end.
+"""
+import time
+
+import numpy as np
+import torch
+
+from .envs import EPISODE_STEPS, make_env, normalized_score
+
+MODES = ("window", "stream")
+
+
+@torch.no_grad()
+def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_return: float, rtg_scale: float,
+             state_mean: np.ndarray, state_std: np.ndarray, context_len: int, seed: int,
+             max_steps: int = EPISODE_STEPS) -> dict:
+    """→ {return_mean, return_std, normalized_score (mean), normalized_score_std, episode_length_mean,
+    step_latency_ms, [state_bytes_per_episode (stream)], returns (list)}."""
+    if mode not in MODES:
+        raise ValueError(f"evaluate: mode must be one of {MODES}, got {mode!r}")
+    was_training = dt.training, backbone.training
+    dt.eval(), backbone.eval()
+    device = next(dt.parameters()).device
+    E, S, A = n_episodes, dt.state_dim, dt.act_dim
+    envs = [make_env(env_name) for _ in range(E)]
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    mean, std = (torch.as_tensor(x, device=device, dtype=torch.float32) for x in (state_mean, state_std))
+    rtg = torch.full((E, 1), target_return / rtg_scale, device=device)
+    returns, lengths = np.zeros(E), np.zeros(E, dtype=np.int64)
+    alive = np.ones(E, dtype=bool)
+    if mode == "window":  # histories (E, T, ·); the model reads the last K rows
+        hist_rtg = torch.zeros(E, max_steps, 1, device=device)
+        hist_states = torch.zeros(E, max_steps, S, device=device)
+        hist_actions = torch.zeros(E, max_steps, A, device=device)
+        all_timesteps = torch.arange(max_steps, device=device).expand(E, max_steps)
+    else:
+        state = dt.start_stream(backbone, E)
+    model_seconds = 0.0
+    t = 0
+    for t in range(max_steps):
+        s_t = (torch.as_tensor(obs, device=device) - mean) / std                      # (E, S)
+        started = time.perf_counter()
+        if mode == "window":
+            hist_rtg[:, t], hist_states[:, t] = rtg, s_t
+            lo = max(0, t - context_len + 1)
+            window = (hist_rtg[:, lo:t + 1], hist_states[:, lo:t + 1], hist_actions[:, lo:t + 1],
+                      all_timesteps[:, lo:t + 1])
+            action = dt(backbone, *window)[:, -1]                                     # (E, A)
+            hist_actions[:, t] = action
+        else:
+            timestep = torch.full((E,), t, device=device, dtype=torch.long)
+            action, state = dt.stream_action(backbone, state, rtg, s_t, timestep)
+            state = dt.stream_feed_action(backbone, state, action, timestep)
+        model_seconds += time.perf_counter() - started
+        action_np = action.cpu().numpy()
+        rewards = np.zeros(E, dtype=np.float32)
+        for i in np.flatnonzero(alive):
+            next_obs, reward, terminated, truncated, _ = envs[i].step(action_np[i])
+            obs[i], rewards[i] = next_obs, reward
+            returns[i] += reward
+            lengths[i] += 1
+            alive[i] = not (terminated or truncated)
+        rtg = rtg - torch.as_tensor(rewards, device=device).unsqueeze(-1) / rtg_scale
+        if not alive.any():
+            break
+    for env in envs:
+        env.close()
+    if was_training[0]:
+        dt.train()
+    if was_training[1]:
+        backbone.train()
+    norm = normalized_score(env_name, returns)
+    result = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+              "normalized_score": float(norm.mean()), "normalized_score_std": float(norm.std()),
+              "episode_length_mean": float(lengths.mean()), "step_latency_ms": 1000.0 * model_seconds / (t + 1),
+              "returns": returns.tolist()}
+    if mode == "stream":
+        import aaren
+        result["state_bytes_per_episode"] = aaren.state_nbytes(state) / E
+    return result
