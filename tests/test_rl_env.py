@@ -16,6 +16,7 @@ from tasks.rl.d4rl_format import PROVENANCE, D4RLConsistencyError, check_d4rl_ar
 from tasks.rl.envs import make_env
 from tasks.rl.evaluate import evaluate
 from tasks.rl.model import DecisionTransformer
+from tasks.rl.policies import UniformPolicy
 from tasks.rl.rollout import rollout
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,14 +31,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class UniformPolicy:
-    def __init__(self, act_dim, seed=0):
-        self.rng, self.act_dim = np.random.default_rng(seed), act_dim
-
-    def act(self, obs, t, *, deterministic):
-        return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32)
 
 
 def test_mujoco_smoke_rollout_checks_and_both_evaluation_modes():

@@ -31,6 +31,16 @@ def _algo_class(algo: str):
     raise PolicyLoadError(f"unknown algorithm {algo!r}; expected one of {ALGOS}")
 
 
+class UniformPolicy:
+    """Actions uniform in [−1, 1]: D4RL's "random" behaviour, and a cheap policy for smoke data."""
+
+    def __init__(self, act_dim: int, seed: int = 0):
+        self.rng, self.act_dim = np.random.default_rng(seed), act_dim
+
+    def act(self, obs: np.ndarray, t: np.ndarray, *, deterministic: bool) -> np.ndarray:
+        return self.rng.uniform(-1, 1, (len(obs), self.act_dim)).astype(np.float32)
+
+
 class BehaviourPolicy:
     """An SB3 model plus the observation transform it was trained with."""
 

@@ -9,6 +9,8 @@ the simulator state before each step.
 E environments run side by side (one batched policy call per step); each finished episode is appended whole,
 in the order episodes finish. Episode k is reset with seed `seed + k`, so a run is reproducible.
 """
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -82,3 +84,14 @@ def rollout(policy, *, env_name: str, n_transitions: int, seed: int, n_envs: int
         arrays["terminals"][-1] = arrays["timeouts"][-1] = False
         returns.pop()
     return arrays, returns
+
+
+def write_random_dataset(path, *, env_name: str, n_transitions: int, seed: int = 0) -> Path:
+    """A small D4RL-format file from uniform random actions (D4RL's "random" recipe): smoke data for tests."""
+    from .d4rl_format import write_d4rl_hdf5
+    from .envs import env_spec
+    from .policies import UniformPolicy
+
+    policy = UniformPolicy(env_spec(env_name).act_dim, seed=seed)
+    arrays, _ = rollout(policy, env_name=env_name, n_transitions=n_transitions, seed=seed, n_envs=2)
+    return write_d4rl_hdf5(path, arrays, {"behaviour_policy": "uniform random (smoke data)"})
