@@ -1,0 +1,36 @@
+"""Event embedding: a mark embedding plus a projection of sinusoidal temporal encodings of t and τ.
+
+    TE(x)_{2i} = sin(x / 10000^{2i/D}),  TE(x)_{2i+1} = cos(x / 10000^{2i/D})       (THP, Zuo et al. 2020, eq. 1)
+    e_i = E[m_i] + W [TE(t_i); TE(τ_i)]                                            (B, N, D)
+
+THP encodes the absolute time t; Meta-TPP's THP+ encodes its npz `times`, which are the inter-event times τ.
+Both are given here (a periodic process needs t, a self-exciting one needs τ); W (D × 2D) lets the model mix them.
+Times are in the task's rescaled unit (tasks/tpp/data.py).
+"""
+import torch
+from torch import Tensor, nn
+
+TEMPORAL_BASE = 10000.0  # THP's wavelength base
+
+
+def temporal_encoding(x: Tensor, d: int) -> Tensor:
+    """x (...) → (..., d): sin on even channels, cos on odd ones, wavelengths 2π·10000^{2i/d}."""
+    exponent = 2 * (torch.arange(d, device=x.device) // 2) / d
+    angles = x.unsqueeze(-1) / TEMPORAL_BASE ** exponent.to(x.dtype)             # (..., d)
+    return torch.where(torch.arange(d, device=x.device) % 2 == 0, torch.sin(angles), torch.cos(angles))
+
+
+class EventEmbedding(nn.Module):
+    """(time (...), tau (...), marks (...) long in [0, num_marks)) → (..., d_model)."""
+
+    def __init__(self, *, num_marks: int, d_model: int):
+        super().__init__()
+        if num_marks < 1:
+            raise ValueError(f"EventEmbedding: num_marks must be >= 1, got {num_marks}")
+        self.d_model = d_model
+        self.mark = nn.Embedding(num_marks, d_model)
+        self.time = nn.Linear(2 * d_model, d_model, bias=False)
+
+    def forward(self, time: Tensor, tau: Tensor, marks: Tensor) -> Tensor:
+        encodings = torch.cat([temporal_encoding(time, self.d_model), temporal_encoding(tau, self.d_model)], -1)
+        return self.mark(marks) + self.time(encodings)
