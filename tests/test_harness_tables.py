@@ -78,6 +78,9 @@ def test_mixed_protocols_are_flagged_and_can_be_filtered():
     kept = tables.select(mixed, {"protocol.profile": "paper"})
     assert len(kept) == len(RECORDS) - 1
     assert not tables.build_table("forecasting", kept, GRID).notes
+    markdown = table_render.to_markdown(tables.build_table("forecasting", mixed, GRID))
+    assert "- protocol profile cpu_small: 1 run(s)" in markdown  # every table says what its numbers are
+    assert f"- protocol profile paper: {len(RECORDS) - 1} run(s)" in markdown
 
 
 def test_csv_is_machine_readable():

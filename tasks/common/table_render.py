@@ -41,7 +41,7 @@ def _grid(table: Table, bold) -> list[list[str]]:
 
 def to_markdown(table: Table) -> str:
     header = _header(table)
-    lines = [f"## {table.spec.title}", "",
+    lines = [f"## {table.spec.title}", ""] + [f"- {line}" for line in table.provenance] + ["",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(line) + " |" for line in _grid(table, lambda t: f"**{t}**")]
     lines += ["", "mean ± std over seeds (n = seeds run); bold = better model; Average = mean over rows where "

@@ -74,6 +74,7 @@ class Table:
     rows: list[tuple]                   # (dataset, *variant values)
     cells: dict = field(default_factory=dict)   # (row, metric, model) → Cell
     notes: list[str] = field(default_factory=list)
+    provenance: list[str] = field(default_factory=list)  # protocol profiles and data labels of the runs shown
 
     def better(self, row, metric: str) -> str | None:
         """The model with the better mean on this row (None: a side missing, a tie or no known direction)."""
@@ -153,7 +154,7 @@ def build_table(task: str, records: list[dict], grid: dict | None = None) -> Tab
         rows = list(product(grid.get("dataset", []), *(grid.get(key, seen[key]) for key in spec.variant_keys)))
     rows += sorted({row_of(r) for r in records} - set(rows), key=str)
     expected = len(grid["seed"]) if grid and "seed" in grid else None
-    table = Table(task, spec, rows, notes=notes)
+    table = Table(task, spec, rows, notes=notes, provenance=_provenance(records))
     for row, metric, model in product(rows, spec.metrics, MODELS):
         runs = [r for r in records if row_of(r) == row and r["model"] == model and metric in r["metrics"]]
         values = tuple(r["metrics"][metric] for r in runs if r["metrics"][metric] is not None)
@@ -166,6 +167,18 @@ def build_table(task: str, records: list[dict], grid: dict | None = None) -> Tab
         if values:
             table.cells[(row, metric, model)] = Cell(values, expected)
     return table
+
+
+def _provenance(records: list[dict]) -> list[str]:
+    """What the numbers are: each protocol profile and data label with its number of runs (never left implicit)."""
+    def count(label, values):
+        counts = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        return [f"{label} {value if value is not None else '(not recorded)'}: {n} run(s)"
+                for value, n in sorted(counts.items(), key=str)]
+    return (count("protocol profile", (r.get("protocol", {}).get("profile") for r in records))
+            + count("data", (r.get("data_label") or r["dataset"] for r in records)))
 
 
 def select(records: list[dict], where: dict[str, str]) -> list[dict]:
