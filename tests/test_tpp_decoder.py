@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch.distributions import Categorical, LogNormal, MixtureSameFamily
 
-from tasks.tpp.embedding import EventEmbedding, temporal_encoding
+from tasks.tpp.embedding import EventEmbedding
 from tasks.tpp.lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
 from tasks.tpp.metrics import TPPMetrics
 
@@ -49,12 +49,8 @@ def test_head_gradients_are_finite_and_reach_every_parameter():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in head.parameters())
 
 
-def test_temporal_encoding_follows_thp():
+def test_event_embedding_shape():
     x = torch.tensor([0.0, 1.5, 300.0])
-    te = temporal_encoding(x, 6)
-    for i in range(6):
-        angle = x / 10000 ** (2 * (i // 2) / 6)
-        torch.testing.assert_close(te[:, i], torch.sin(angle) if i % 2 == 0 else torch.cos(angle))
     emb = EventEmbedding(num_marks=3, d_model=6)
     assert emb(x[None], x[None], torch.tensor([[0, 2, 1]])).shape == (1, 3, 6)
 

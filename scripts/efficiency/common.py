@@ -2,9 +2,10 @@
 
 Peak memory: on CUDA, torch's allocator peak (max_memory_allocated, reset per measurement); on CPU, the process's
 peak resident set (VmHWM in /proc/self/status), reset per measurement by writing "5" to /proc/self/clear_refs
-(Linux ≥ 4.0). Both are reported with the baseline at the reset, so `peak − baseline` is what the measured
+(Linux ≥ 4.0), after handing freed heap pages back to the OS (malloc_trim). Both are reported with the baseline at the reset, so `peak − baseline` is what the measured
 work added. Elsewhere (no /proc) the peak is not available and is recorded as null.
 """
+import ctypes
 import json
 import os
 import platform
@@ -45,11 +46,21 @@ def _proc_kib(field: str) -> int | None:
     return None
 
 
+def _release_free_heap() -> None:
+    """glibc keeps freed heap pages resident, so a step reusing them would add nothing to RSS: give them back
+    (malloc_trim) so that RSS counts the memory live now, and the peak what the measured work really needs."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak may then undercount reused memory
+        pass
+
+
 def reset_peak(device: str) -> int | None:
     """Start a new peak-memory window; returns the baseline in bytes (None where unmeasurable)."""
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         return torch.cuda.memory_allocated()
+    _release_free_heap()
     try:
         PROC_CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
     except OSError:

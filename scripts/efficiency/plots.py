@@ -51,6 +51,7 @@ def _stream_axis(ax, series, y_of, *, ylabel, config):
                     **(style | {"linestyle": "-."}))
     ax.set(xscale="log", yscale="log", xlabel="tokens streamed", ylabel=ylabel, title=config)
     ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6)
 
 
 def _cumulative(p):
@@ -73,7 +74,6 @@ def streaming_figures(points: list[dict], out_dir: Path) -> list[Path]:
         _stream_axis(axes[1][j], by_config[config],
                      lambda p: None if p.get("peak_bytes") is None else p["peak_bytes"] / MiB,
                      ylabel="peak process memory (MiB)", config=config)
-    axes[0][0].legend(fontsize=7)
     written.append(_save(fig, out_dir / "streaming_memory.png"))
 
     for name, y_of, ylabel, title in (
@@ -84,7 +84,6 @@ def streaming_figures(points: list[dict], out_dir: Path) -> list[Path]:
         fig, axes = _grid(1, len(configs), title)
         for j, config in enumerate(configs):
             _stream_axis(axes[0][j], by_config[config], y_of, ylabel=ylabel, config=config)
-        axes[0][0].legend(fontsize=7)
         written.append(_save(fig, out_dir / name))
     return written
 

@@ -12,23 +12,13 @@ Pooling (ClassificationHead), both over valid positions only, after TSLib's GELU
   the prediction after step t is exactly the batch prediction for the prefix x_{≤t} as a padded series.
 - "last": project the output at the last valid step (for a causal backbone, the summary of the whole series).
 """
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tasks.common.positional import sinusoid
+
 POOLINGS = ("flatten", "last")
-
-
-def sinusoidal_positions(positions: Tensor, d_model: int) -> Tensor:
-    """positions (...,) int → (..., D): PE[t, 2i] = sin(t / 10000^{2i/D}), PE[t, 2i+1] = cos(·) (Vaswani et al.)."""
-    half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
-    angles = positions.to(torch.float32)[..., None] * torch.exp(-math.log(10000.0) * half / d_model)  # (..., D/2)
-    pe = torch.zeros(*positions.shape, d_model, device=positions.device)
-    pe[..., 0::2] = torch.sin(angles)
-    pe[..., 1::2] = torch.cos(angles[..., : d_model // 2])
-    return pe
 
 
 class SeriesEmbedding(nn.Module):
@@ -43,11 +33,11 @@ class SeriesEmbedding(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (B, N, C) → (B, N, D)"""
         positions = torch.arange(x.shape[1], device=x.device)
-        return self.dropout(self.value(x) + sinusoidal_positions(positions, self.d_model).to(x.dtype))
+        return self.dropout(self.value(x) + sinusoid(positions, self.d_model).to(x.dtype))
 
     def step(self, x_t: Tensor, position: Tensor) -> Tensor:
         """x_t (B, C), position () int → (B, D)"""
-        return self.dropout(self.value(x_t) + sinusoidal_positions(position, self.d_model).to(x_t.dtype))
+        return self.dropout(self.value(x_t) + sinusoid(position, self.d_model).to(x_t.dtype))
 
 
 def check_right_padded(mask: Tensor) -> Tensor:

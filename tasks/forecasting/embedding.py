@@ -6,18 +6,9 @@ embed=timeF), made causal so the backbone's streaming `step` can consume one obs
 - temporal: Linear(F, D) without bias of the calendar features (TSLib `TimeFeatureEmbedding`).
 - positional: the fixed sinusoid of the token's index in the window (Vaswani et al. 2017), for any index.
 """
-import math
-
-import torch
 from torch import Tensor, nn
 
-
-def sinusoid(positions: Tensor, d_model: int) -> Tensor:
-    """positions (N,) → (N, D): [sin(p·ω_i), cos(p·ω_i)] interleaved, ω_i = 10000^(−2i/D)."""
-    omega = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32, device=positions.device)
-                      * (-math.log(10000.0) / d_model))  # (D/2,)
-    angle = positions.float().unsqueeze(-1) * omega  # (N, D/2)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(-2)  # (N, D)
+from tasks.common.positional import sinusoid
 
 
 class ForecastEmbedding(nn.Module):

@@ -1,6 +1,7 @@
 """Event embedding: a mark embedding plus a projection of sinusoidal temporal encodings of t and τ.
 
-    TE(x)_{2i} = sin(x / 10000^{2i/D}),  TE(x)_{2i+1} = cos(x / 10000^{2i/D})       (THP, Zuo et al. 2020, eq. 1)
+    TE(x)_{2i} = sin(x / 10000^{2i/D}),  TE(x)_{2i+1} = cos(x / 10000^{2i/D})       (THP, Zuo et al. 2020, eq. 1;
+                                                                  tasks/common/positional.py)
     e_i = E[m_i] + W [TE(t_i); TE(τ_i)]                                            (B, N, D)
 
 THP encodes the absolute time t; Meta-TPP's THP+ encodes its npz `times`, which are the inter-event times τ.
@@ -10,14 +11,7 @@ Times are in the task's rescaled unit (tasks/tpp/data.py).
 import torch
 from torch import Tensor, nn
 
-TEMPORAL_BASE = 10000.0  # THP's wavelength base
-
-
-def temporal_encoding(x: Tensor, d: int) -> Tensor:
-    """x (...) → (..., d): sin on even channels, cos on odd ones, wavelengths 2π·10000^{2i/d}."""
-    exponent = 2 * (torch.arange(d, device=x.device) // 2) / d
-    angles = x.unsqueeze(-1) / TEMPORAL_BASE ** exponent.to(x.dtype)             # (..., d)
-    return torch.where(torch.arange(d, device=x.device) % 2 == 0, torch.sin(angles), torch.cos(angles))
+from tasks.common.positional import sinusoid
 
 
 class EventEmbedding(nn.Module):
@@ -32,5 +26,5 @@ class EventEmbedding(nn.Module):
         self.time = nn.Linear(2 * d_model, d_model, bias=False)
 
     def forward(self, time: Tensor, tau: Tensor, marks: Tensor) -> Tensor:
-        encodings = torch.cat([temporal_encoding(time, self.d_model), temporal_encoding(tau, self.d_model)], -1)
+        encodings = torch.cat([sinusoid(time, self.d_model), sinusoid(tau, self.d_model)], -1)
         return self.mark(marks) + self.time(encodings)
