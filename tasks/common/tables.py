@@ -42,7 +42,8 @@ class TableSpec:
 
 TABLE_SPECS = {
     "rl": TableSpec("Reinforcement learning (D4RL normalised score)",
-                    ("best_window_normalized_score", "last_window_normalized_score")),
+                    ("best_window_normalized_score", "last_window_normalized_score",
+                     "best_stream_normalized_score", "last_stream_normalized_score")),
     "tpp": TableSpec("Event forecasting (neural TPP)", ("nll", "rmse", "accuracy")),
     "forecasting": TableSpec("Time series forecasting", ("mse", "mae"), ("horizon",)),
     "classification": TableSpec("Time series classification (UEA)", ("accuracy",)),
