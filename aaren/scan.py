@@ -1,4 +1,4 @@
-"""`aaren.scan`: the many-to-many attention-as-RNN output of §3.2, behind one function with three backends."""
+"""`aaren.scan`: the many-to-many attention-as-RNN output of §3.2, behind one function with four backends."""
 import torch
 from torch import Tensor
 
@@ -45,10 +45,13 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
         mask: (..., N) bool, True = valid token; masked tokens take no weight. A prefix without a valid
             token returns 0 (never NaN, forward or backward). Left and right padding both work.
         backend: "naive" (the sequential RNN of §3.1, the reference), "hillis_steele" (the paper's parallel
-            prefix scan), "chunked" (O(N) work, dense chunks on BLAS), or "auto" (= "chunked").
+            prefix scan), "chunked" (O(N) work, dense chunks on BLAS), "triton" (the chunked scan fused in
+            Triton kernels; CUDA, or CPU under TRITON_INTERPRET=1; needs triton; no gradient into `state`;
+            opt-in: tested in Triton's interpreter, not yet measured on a GPU), or "auto" (= "chunked").
         state: a ScanState to continue from (e.g. the end of the previous chunk of a stream); default: empty.
         return_state: also return the final ScanState, to continue with `scan` or `step`.
-        chunk_size: chunk length C of the chunked backend (default 16 on CPU, 64 on GPU).
+        chunk_size: chunk length C of the chunked backend (default 16 on CPU, 64 on GPU) or of the triton
+            backend (a power of two ≥ 16, default 64).
 
     Returns:
         o: (..., N, D) in the dtype of `values` (fp16/bf16 accumulate in fp32); with return_state, (o, state).
@@ -69,7 +72,7 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
     if scores.shape[-1] == 0:
         o = values.new_zeros(values.shape)
         return (o, state) if return_state else o
-    kwargs = {"chunk_size": chunk_size} if name == "chunked" else {}
+    kwargs = {"chunk_size": chunk_size} if name in ("chunked", "triton") else {}
     o, final = BACKENDS[name](scores.to(acc), values.to(acc), mask, state, **kwargs)
     o = o.to(values.dtype)
     return (o, final) if return_state else o
