@@ -44,12 +44,48 @@ class Aaren(_Projections):
         super().__init__(d_model=d_model, n_heads=n_heads, bias=bias)
         self.query = nn.Parameter(torch.randn(d_model) * 0.02)  # the learned query token
         self.backend, self.chunk_size = backend, chunk_size
+        self._step_weights_cache = None  # (key, weight, bias); see _step_weights
+
+    def _score_weights(self):
+        """The learned query folded into W_k: s = x U^T + β with U (H, D), β (H,) — no per-token key needed.
+
+        s_h = q_h·(W_k x + b_k)_h/√d = x·(W_k,hᵀ q_h)/√d + b_k,h·q_h/√d, since q is input-independent (§3.3).
+        """
+        q = self.heads(self.q_proj(self.query)) / math.sqrt(self.head_dim)  # (H, Dh)
+        w_k = self.heads(self.k_proj.weight.t()).permute(1, 2, 0)  # (H, Dh, D)
+        u = torch.einsum("hd,hde->he", q, w_k)  # (H, D)
+        beta = None if self.k_proj.bias is None else (self.heads(self.k_proj.bias) * q).sum(-1)  # (H,)
+        return u, beta
 
     def _scores_values(self, x: Tensor):
-        q = self.heads(self.q_proj(self.query))  # (H, Dh)
-        k, v = self.heads(self.k_proj(x)), self.heads(self.v_proj(x))  # (..., H, Dh)
-        s = (k * q).sum(-1) / math.sqrt(self.head_dim)  # (..., H)   s_i = q·k_i/√d
-        return s, v
+        u, beta = self._score_weights()
+        s = F.linear(x, u, beta)  # (..., H)   s_i = q·k_i/√d
+        return s, self.heads(self.v_proj(x))  # (..., H), (..., H, Dh)
+
+    def _step_weights(self):
+        """One matmul for a token's scores and values: [s | v] = x W + b, W (D, H + D), b (H + D,) | None.
+
+        In eager inference (no gradients) they are cached, keyed on every parameter they read (storage and
+        version counter: optimiser steps, load_state_dict and .to() all invalidate). With gradients, while
+        tracing or exporting (where the computation belongs in the graph), and for parameters created under
+        torch.inference_mode (no version counter), they are recomputed.
+        """
+        cacheable = not (torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+                         or torch.compiler.is_exporting())
+        params = [p for p in (self.query, self.q_proj.weight, self.q_proj.bias, self.k_proj.weight,
+                              self.k_proj.bias, self.v_proj.weight, self.v_proj.bias) if p is not None]
+        cacheable = cacheable and not any(p.is_inference() for p in params)  # those have no version counter
+        if cacheable:
+            key = tuple((p.data_ptr(), p._version) for p in params)
+            cache = self._step_weights_cache
+            if cache is not None and cache[0] == key:
+                return cache[1], cache[2]
+        u, beta = self._score_weights()
+        weight = torch.cat([u, self.v_proj.weight]).t()  # (D, H + D)
+        bias = None if beta is None else torch.cat([beta, self.v_proj.bias])
+        if cacheable:
+            self._step_weights_cache = (key, weight.contiguous(), bias)
+        return weight, bias
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         s, v = self._scores_values(x)  # (B, N, H), (B, N, H, Dh)
@@ -62,7 +98,9 @@ class Aaren(_Projections):
         return init_state((batch_size, self.n_heads), self.head_dim, device=device, dtype=dtype)
 
     def step(self, x_t: Tensor, state: ScanState, mask_t: Tensor | None = None):
-        s, v = self._scores_values(x_t)  # (B, H), (B, H, Dh)
+        weight, bias = self._step_weights()
+        sv = x_t @ weight if bias is None else torch.addmm(bias, x_t, weight)  # (B, H + D)
+        s, v = sv[:, :self.n_heads], self.heads(sv[:, self.n_heads:])  # (B, H), (B, H, Dh)
         mask = None if mask_t is None else mask_t.unsqueeze(-1).expand_as(s)
         o, state = step(state, s, v, mask)
         return self.out_proj(o.flatten(-2)), state

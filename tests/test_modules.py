@@ -132,3 +132,61 @@ def test_bad_configuration_and_input():
         model(torch.randn(2, 5, 32, dtype=torch.float64), torch.ones(2, 5))
     with pytest.raises(ValueError, match="x must have shape"):
         model(torch.randn(2, 5, 16, dtype=torch.float64))
+
+
+def test_cached_step_weights_follow_every_change_of_the_parameters():
+    # Aaren.step caches the folded [W_k q | W_v] weights in inference; a stale cache would stream the old model
+    model = _backbone("aaren")
+    x = torch.randn(4, 32, dtype=torch.float64)
+
+    def stream_once(m):
+        with torch.no_grad():
+            return m.step(x.to(next(m.parameters()).dtype), m.init_state(4))[0]
+
+    before = stream_once(model)
+    torch.testing.assert_close(stream_once(model), before)  # served from the cache
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.randn(4, 5, 32, dtype=torch.float64)).square().mean().backward()
+    optimizer.step()  # in-place update: bumps the version counters
+    after_step = stream_once(model)
+    assert not torch.allclose(after_step, before)
+    torch.testing.assert_close(after_step, model(x[:, None])[:, 0])
+    other = _backbone("aaren", dropout=0.0)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    model.load_state_dict(other.state_dict())
+    torch.testing.assert_close(stream_once(model), other(x[:, None])[:, 0])
+    model.float()  # new storage
+    torch.testing.assert_close(stream_once(model), other(x[:, None])[:, 0].float(), atol=1e-5, rtol=1e-4)
+
+
+def test_step_gradients_equal_the_parallel_forward():
+    model = _backbone("aaren")
+    x = torch.randn(2, 6, 32, dtype=torch.float64)
+    grads = []
+    for streaming in (False, True):
+        model.zero_grad()
+        if streaming:
+            state, outs = model.init_state(2), []
+            for t in range(6):
+                y_t, state = model.step(x[:, t], state)
+                outs.append(y_t)
+            y = torch.stack(outs, 1)
+        else:
+            y = model(x)
+        y.sin().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, msg=name)
+
+
+def test_step_works_on_a_model_built_under_inference_mode():
+    with torch.inference_mode():  # its parameters are inference tensors: no version counter, so no cache
+        model = _backbone("aaren")
+        x = torch.randn(3, 4, 32, dtype=torch.float64)
+        state, outs = model.init_state(3), []
+        for t in range(4):
+            y_t, state = model.step(x[:, t], state)
+            outs.append(y_t)
+        torch.testing.assert_close(torch.stack(outs, 1), model(x))

@@ -31,7 +31,8 @@ INPUT_POOL = 256  # distinct random tokens cycled through by every stream (x_t (
 
 def _build(config: str, kind: str, device: str, seed: int) -> aaren.Backbone:
     torch.manual_seed(seed)
-    return aaren.Backbone(kind=kind, **backbone_config(config)).to(device).eval()
+    with torch.inference_mode(False):  # ordinary parameters, as a trained model's are; streaming runs in inference
+        return aaren.Backbone(kind=kind, **backbone_config(config)).to(device).eval()
 
 
 def _advance(stepper, inputs, state, start: int, stop: int, device: str):
