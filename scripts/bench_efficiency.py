@@ -25,6 +25,7 @@ import torch  # noqa: E402
 
 from efficiency import report  # noqa: E402
 from efficiency.common import PointStore, job_id, provenance, write_json_atomic  # noqa: E402
+from efficiency.exported_kv import run_exported_pair_job  # noqa: E402
 from efficiency.plots import streaming_figures, training_figures  # noqa: E402
 from efficiency.streaming import resume_path, run_stream_job  # noqa: E402
 from efficiency.training import run_train_job  # noqa: E402
@@ -53,7 +54,8 @@ def parse_args(argv=None):
                    help="streaming configs (paper sizes read from conf/; 'toy' for smoke tests)")
     p.add_argument("--batches", type=_ints, default=None, help="streams per step (default: 1 and a large batch)")
     p.add_argument("--fast-paths", type=_names, default=["torchscript", "onnxruntime"],
-                   help="exported Aaren steps also streamed, at batch 1 (onnxruntime on CPU only)")
+                   help="exported Aaren steps also streamed, at batch 1 (onnxruntime on CPU only; with it, the "
+                        "Transformer's step is exported too and timed against Aaren's on filled caches)")
     p.add_argument("--max-tokens", type=int, default=2 ** 20)
     p.add_argument("--kv-real-max", type=int, default=2 ** 13, help="KV cache: real streaming up to here")
     p.add_argument("--window", type=int, default=32, help="single steps per timing window")
@@ -105,6 +107,9 @@ def jobs_and_settings(args):
                 if batch == 1:
                     jobs += [{"bench": "stream", "config": config, "kind": "aaren", "path": path, "batch": 1}
                              for path in args.fast_paths if path != "onnxruntime" or args.device == "cpu"]
+                    if "onnxruntime" in args.fast_paths and args.device == "cpu":  # both exported: a fair pair
+                        jobs.append({"bench": "stream", "config": config, "kind": "transformer",
+                                     "path": "onnxruntime", "batch": 1})
     if "train" in args.sections:
         jobs += [{"bench": "train", "config": args.train_config, "scope": scope, "op": op, "dtype": dtype,
                   "batch": args.train_batch} for scope in args.scopes for dtype in args.dtypes for op in args.train_ops]
@@ -117,7 +122,9 @@ def run_job(job, settings, out_dir):
         torch.set_num_threads(settings["threads"])
     store = PointStore(out_dir / "points.jsonl")
     with torch.inference_mode(job["bench"] == "stream"):
-        if job["bench"] == "stream":
+        if job["bench"] == "stream" and job["kind"] == "transformer" and job["path"] != "eager":
+            run_exported_pair_job(job, settings, store)
+        elif job["bench"] == "stream":
             run_stream_job(job, settings, store, out_dir)
         else:
             run_train_job(job, settings, store)

@@ -124,3 +124,44 @@ def test_an_interrupted_aaren_stream_resumes(tmp_path, one_thread):
     assert [p["tokens"] for p in points] == [1, 2, 4, 8, 16, 32, 64]
     assert all(a["cumulative_s"] < b["cumulative_s"] for a, b in zip(points, points[1:]))
     assert not (tmp_path / "resume").exists() or not list((tmp_path / "resume").iterdir())
+
+
+def _efficiency_module(name):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        return __import__(f"efficiency.{name}", fromlist=["*"])
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+
+
+def test_the_flat_kv_step_equals_the_kv_cached_transformer(one_thread):
+    import aaren
+    import torch
+
+    exported_kv = _efficiency_module("exported_kv")
+    torch.manual_seed(0)
+    backbone = aaren.Backbone(kind="transformer", d_model=16, n_layers=2, n_heads=2, d_ff=32)
+    assert exported_kv.kv_reference_check(backbone, tokens=37) < 1e-5
+    with pytest.raises(ValueError, match="Transformer backbone"):
+        exported_kv.FlatKVStep(backbone=aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=2, d_ff=32))
+
+
+def test_the_exported_pair_times_both_models_in_onnxruntime(tmp_path, one_thread):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    exported_kv, common = (_efficiency_module(n) for n in ("exported_kv", "common"))
+    job = {"bench": "stream", "config": "toy", "kind": "transformer", "path": "onnxruntime", "batch": 1,
+           "device": "cpu"}
+    settings = {"max_tokens": 64, "window": 2, "rounds": 2, "ref_tokens": 16, "seed": 0,
+                "fast_path_budget_s": 300.0, "max_state_bytes": 2 ** 20}
+    store = common.PointStore(tmp_path / "points.jsonl")
+    exported_kv.run_exported_pair_job(job, settings, store)
+    rows = store.read()
+    points = [r for r in rows if r["record"] == "point"]
+    assert [p["tokens"] for p in points] == [16, 32, 64]
+    assert all(STREAM_FIELDS <= set(p) and p["method"] == "filled_cache" for p in points)
+    assert all(p["speedup_aaren_vs_this"] > 0 for p in points)
+    assert [p["state_bytes"] for p in points] == [2 * t * 16 * 2 * 4 for t in (16, 32, 64)]  # k, v × 2 layers
+    assert rows[-1]["record"] == "job_end" and rows[-1]["status"] == "done"
+    exported_kv.run_exported_pair_job(job, settings, store)  # a rerun measures nothing again
+    assert len([r for r in store.read() if r["record"] == "point"]) == 3
