@@ -155,3 +155,18 @@ def test_testing_a_best_checkpoint_takes_the_newest_last_snapshot_from_last_ckpt
     m._trainer = SimpleNamespace(ckpt_path=str(tmp_path / "best-epoch=2.ckpt"))
     m.on_test_start()
     assert m.snapshots["last"]["step"] == 900 and m.snapshots["best"]["step"] == 300
+
+
+@pytest.mark.parametrize("best_step", [300, 900])
+def test_test_step_evaluates_each_distinct_snapshot_once_and_reports_both(best_step):
+    m = module(test_modes=("window", "stream"))
+    weights = {k: v.clone() for k, v in m.state_dict().items()}
+    m.snapshots = {"last": {"step": 900, "score": 1.0, "weights": weights},
+                   "best": {"step": best_step, "score": 2.0, "weights": weights}}
+    calls, logged = [], {}
+    m.run_evaluation = lambda mode, n, seed: calls.append(mode) or {"normalized_score": float(len(calls))}
+    m.log_test_metrics = lambda metrics, **kwargs: logged.update(metrics)
+    m.test_step(None, 0)
+    assert len(calls) == (2 if best_step == 900 else 4)
+    assert logged["last_stream_normalized_score"] == 2.0 and logged["best_step"] == best_step
+    assert logged["best_window_normalized_score"] == (1.0 if best_step == 900 else 3.0)

@@ -7,7 +7,8 @@ sanity check) `eval_episodes_val` episodes in the environment (mode `val_mode`),
 `last` (the latest validation) and `best` (highest `val/normalized_score`, the DT papers' report).
 Test: for each snapshot and each mode, `eval_episodes_test` episodes on other reset seeds, logged as
 `test/<snapshot>_<mode>_<metric>` (normalized_score, normalized_score_std, return, episode_length, and for
-stream: step_latency_ms and state_bytes_per_episode; window: step_latency_ms).
+stream: step_latency_ms and state_bytes_per_episode; window: step_latency_ms). When `best` is the last
+validation's snapshot (the same weights), its episodes are run once and reported under both names.
 """
 import copy
 from collections.abc import Mapping
@@ -91,14 +92,18 @@ class DecisionTransformerModule(TaskModule):
     def test_step(self, batch, batch_idx):
         current = {k: v.detach().clone() for k, v in self.state_dict().items()}
         snapshots = self.snapshots or {"last": {"step": self.global_step, "score": float("nan"), "weights": current}}
-        metrics = {}
+        metrics, evaluated = {}, {}  # evaluated: snapshot step → {mode: result}
         for name in SNAPSHOTS:
             if name not in snapshots:
                 continue
-            self.load_state_dict(snapshots[name]["weights"])
-            metrics[f"{name}_step"] = float(snapshots[name]["step"])
-            for mode in self.hparams.test_modes:
-                result = self.run_evaluation(mode, self.hparams.eval_episodes_test, self.hparams.eval_seed_test)
+            step = snapshots[name]["step"]
+            metrics[f"{name}_step"] = float(step)
+            if step not in evaluated:  # best taken at the last validation: the same weights, evaluated once
+                self.load_state_dict(snapshots[name]["weights"])
+                evaluated[step] = {mode: self.run_evaluation(mode, self.hparams.eval_episodes_test,
+                                                             self.hparams.eval_seed_test)
+                                   for mode in self.hparams.test_modes}
+            for mode, result in evaluated[step].items():
                 for key in ("normalized_score", "normalized_score_std", "return_mean", "episode_length_mean",
                             "step_latency_ms", "state_bytes_per_episode"):
                     if key in result:
