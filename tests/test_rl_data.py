@@ -1,4 +1,5 @@
 """RL data: D4RL-format checks and writing, trajectories, DT windows, the datamodule's errors, stitching."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -126,6 +127,11 @@ def test_datamodule_loads_a_d4rl_file(tmp_path):
     rtg, states, actions, timesteps, mask = next(iter(dm.train_dataloader()))
     assert states.shape == (2, 4, 11) and mask.dtype == torch.bool
     assert len(list(dm.val_dataloader())) == 2
+    path = tmp_path / "rl" / "hopper-medium" / "hopper_medium-v2.hdf5"
+    fingerprint = dm.data_fingerprint()  # recorded with the run: which file it read
+    assert fingerprint["file"] == "hopper-medium/hopper_medium-v2.hdf5" and fingerprint["trajectories"] == 3
+    assert fingerprint["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert fingerprint["transitions"] == sum(len(t.rewards) for t in dm.trajectories)
 
 
 @pytest.mark.parametrize("make, message", [

@@ -156,6 +156,7 @@ def test_train_py_end_to_end_on_a_generated_hopper_file(tmp_path, model):
     assert metrics["last_step"] == 4 and metrics["last_stream_state_bytes_per_episode"] > 0
     assert record["protocol"]["data"] == PROVENANCE and record["protocol"]["target_return"] == 3600
     assert record["data_label"] == PROVENANCE
+    assert record["data"]["file"] == "hopper-medium/hopper_medium-v2.hdf5" and len(record["data"]["sha256"]) == 64
     if model == "aaren":  # test again in a fresh process: both snapshots come back from the checkpoints
         record_path.unlink()
         again = run_train(tmp_path, *overrides, timeout=600)

@@ -140,6 +140,8 @@ def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
         entry = record.build_record(cfg, rid=rid, config_hash=config_hash, identity=ident, metrics=metrics,
                                     module=module, repo_root=repo_root, wall_time_s=wall_time, resumed=resumed,
                                     fit=fit, world_size=trainer.world_size)
+        if callable(getattr(datamodule, "data_fingerprint", None)):  # the file read, where a task names one
+            entry["data"] = datamodule.data_fingerprint()
         store.write_json_atomic(record_path, entry)
         loggers.log_record(logger, entry)
         log.info("run %s done: %s → %s", rid, metrics, record_path)

@@ -173,6 +173,20 @@ class D4RLDataModule(L.LightningDataModule):
             state_std=self.state_std, n_items=self.updates_per_epoch * self.batch_size)
         self.fixed_val = FixedWindows(self.train_windows, n_items=self.val_windows, seed=self.seed)
 
+    def data_fingerprint(self) -> dict:
+        """Which file the run read (recorded with its results): regenerated files differ between rebuilds."""
+        import h5py
+
+        from tasks.datasets.download import sha256_of
+
+        path = self.file()
+        with h5py.File(path, "r") as f:
+            created = f.attrs.get("created_utc")
+        return {"file": f"{path.parent.name}/{path.name}", "bytes": path.stat().st_size, "sha256": sha256_of(path),
+                "created_utc": None if created is None else str(created),
+                "trajectories": len(self.trajectories),
+                "transitions": int(sum(len(t.rewards) for t in self.trajectories))}
+
     def train_dataloader(self):
         return DataLoader(self.train_windows, batch_size=self.batch_size, num_workers=self.num_workers)
 
