@@ -4,6 +4,7 @@
     python scripts/make_rl_data.py halfcheetah --from-shared           # reuse ../shared/rl-policies/<env>/sac-*-regen
     python scripts/make_rl_data.py hopper --from-shared --max-minutes 45   # resumable: run again to continue
     python scripts/make_rl_data.py walker2d --fallback                 # SAC fell short: labelled stand-ins
+    python scripts/make_rl_data.py hopper --from-shared --no-train --fallback   # rebuild the committed files only
 
 The recipe (sizes, seeds, SAC settings, medium targets, expert agents) is tasks/rl/regen_recipe.yaml. Files go
 to <data root>/rl/<env>-<level>/<env>_<level>-v2.hdf5 (data root: --data-root, else $AAREN_DATA_ROOT, else
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fallback", action="store_true",
                         help="if SAC has not reached its target: medium from the recipe's zoo stand-in, "
                              "medium-replay from the SAC run so far (both labelled FALLBACK)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="do not train SAC (further): use the run as it is, e.g. an imported run below its "
+                             "target together with --fallback")
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-time budget of SAC training per env")
     parser.add_argument("--force", action="store_true", help="rebuild files that already exist")
     parser.add_argument("--data-root", type=Path, default=None)
@@ -54,7 +58,7 @@ def main(argv=None) -> int:
         regen = Regenerator(env_name=env_name, recipe=recipe, data_root=root, policies_dir=args.policies,
                             results_dir=args.results, log=lambda msg: print(msg, flush=True))
         if "sac" in args.stages:
-            state = regen.sac(from_shared=args.from_shared, max_minutes=args.max_minutes)
+            state = regen.sac(from_shared=args.from_shared, max_minutes=args.max_minutes, train=not args.no_train)
             print(f"[{env_name}] SAC: {state['num_timesteps']} steps, stopped={state['stopped']}, "
                   f"reached target={state['reached']}", flush=True)
         if "medium-replay" in args.stages:

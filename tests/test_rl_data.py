@@ -222,3 +222,14 @@ def test_make_rl_data_stitches_medium_expert_and_summarises(tmp_path):
     stats = json.loads((tmp_path / "results" / "halfcheetah-medium-expert.json").read_text())
     assert stats["n_trajectories"] == 3 and stats["unfinished_tail_steps"] == 1500 - 1012
     assert "halfcheetah-medium-expert" in (tmp_path / "results" / "README.md").read_text()
+
+
+def test_make_rl_data_no_train_never_trains_sac(tmp_path):
+    from scripts.make_rl_data import main
+
+    root = tmp_path / "data"
+    assert main(["hopper", "--stages", "sac", "medium", "--no-train", "--data-root", str(root), "--results",
+                 str(tmp_path / "results")]) == 0
+    run_dir = root / "rl" / "_regen" / "hopper" / "sac"
+    assert not (run_dir / "checkpoint.zip").exists() and not list(run_dir.glob("actor_*.pt"))
+    assert not (root / "rl" / "hopper-medium").exists()  # medium waits for a SAC run that reached its target

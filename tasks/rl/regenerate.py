@@ -71,12 +71,16 @@ class Regenerator:
         self.run = MediumRun(self.data_root / "rl" / "_regen" / env_name / "sac", env_name=env_name)
 
     # --- stages -------------------------------------------------------------------------------------------
-    def sac(self, *, from_shared: bool, max_minutes: float | None) -> dict:
+    def sac(self, *, from_shared: bool, max_minutes: float | None, train: bool = True) -> dict:
+        """train=False: take the (imported) run as it is, even below its target (then only --fallback builds)."""
         sac = self.recipe["sac"]
         if from_shared and not self.run.state["num_timesteps"] and not self.run.chunks():
             source = self.policies_dir / self.env_recipe["shared_sac_run"]
             self.log(f"[{self.env_name}] importing the SAC run in {source}")
             import_shared_run(self.run, source, target_normalized=self.env_recipe["medium_target"])
+        if not train:
+            self._publish_sac_artefacts(self.run.state)
+            return self.run.state
         state = train_to_medium(self.run, target_normalized=self.env_recipe["medium_target"],
                                 max_steps=sac["max_steps"], eval_every=sac["eval_every"],
                                 eval_episodes=sac["eval_episodes"], learning_starts=sac["learning_starts"],
