@@ -29,6 +29,7 @@ import aaren
 
 from .common import BenchmarkError, job_id, peak_bytes, reset_peak
 from .steppers import OnnxRuntimeStepper
+from .streaming import INPUT_POOL, _advance, _build, _latency_fields, _windows
 
 
 class FlatKVStep(nn.Module):
@@ -116,8 +117,6 @@ class OnnxKVStepper:
 
 def run_exported_pair_job(job: dict, settings: dict, store) -> None:
     """Paired timing of the exported Transformer (caches filled to T = 1k, 2k, ...) against Aaren's exported step."""
-    from .streaming import INPUT_POOL, _advance, _build, _latency_fields, _windows
-
     if job["device"] != "cpu" or job["path"] != "onnxruntime":
         raise BenchmarkError("the exported pair is measured with onnxruntime on CPU only")
     s, batch, jid = settings, job["batch"], job_id(job)
