@@ -124,6 +124,11 @@ class PointStore:
             file.flush()
             os.fsync(file.fileno())
 
+    def end_job(self, job: dict, settings: dict, status: str, reason: str = "") -> None:
+        """The job's last line: done, or stopped (a budget or memory cap) with the reason."""
+        self.append({"job": job_id(job), "record": "job_end", "status": status, "reason": reason,
+                     "settings": settings} | job)
+
     def finished_jobs(self) -> set[str]:
         return {row["job"] for row in self.read() if row.get("record") == "job_end"}
 

@@ -29,7 +29,7 @@ import aaren
 
 from .common import BenchmarkError, job_id, peak_bytes, reset_peak
 from .steppers import OnnxRuntimeStepper
-from .streaming import INPUT_POOL, _advance, _build, _latency_fields, _windows
+from .streaming import INPUT_POOL, _advance, _build, _latency_fields, _windows, trapezoid_s
 
 
 class FlatKVStep(nn.Module):
@@ -133,12 +133,11 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
             continue
         need = 2 * tokens * batch * kv.flat.backbone.d_model * kv.flat.n_layers * 4
         if need > s["max_state_bytes"]:
-            return store.append({"job": jid, "record": "job_end", "status": "stopped", "settings": settings,
-                                 "reason": f"memory: {tokens} tokens need {need / 2**30:.2f} GiB > the cap"} | job)
+            return store.end_job(job, settings, "stopped",
+                                 f"memory: {tokens} tokens need {need / 2**30:.2f} GiB > the cap")
         if previous and time.perf_counter() - started + 4 * s["rounds"] * s["window"] * previous["us_per_token"] \
                 * 1e-6 * tokens / previous["tokens"] > s["fast_path_budget_s"]:
-            return store.append({"job": jid, "record": "job_end", "status": "stopped", "settings": settings,
-                                 "reason": f"budget: {tokens} tokens"} | job)
+            return store.end_job(job, settings, "stopped", f"budget: {tokens} tokens")
         baseline = reset_peak("cpu")
         cache = kv.filled(batch, tokens, s["seed"])
         runs = {"live": [kv, inputs, cache], "aaren": [aaren_step, aaren_inputs, aaren_state]}
@@ -146,14 +145,13 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
         row |= _latency_fields(*_windows(runs, window=s["window"], rounds=s["rounds"], device="cpu"))
         aaren_state = runs["aaren"][2]
         # cumulative time: integrated from the measured per-token costs (the first point: T × its cost)
-        before = (0, 0.0) if previous is None else (previous["tokens"], previous["cumulative_s"])
-        first_cost = row["us_per_token"] if previous is None else previous["us_per_token"]
-        row |= {"cumulative_s": before[1] + 1e-6 * (tokens - before[0]) * (first_cost + row["us_per_token"]) / 2,
+        start = previous or {"tokens": 0, "cumulative_s": 0.0, "us_per_token": row["us_per_token"]}
+        row |= {"cumulative_s": start["cumulative_s"] + trapezoid_s(start, row, "us_per_token"),
                 "cumulative_cpu_s": None, "cumulative_method": "estimated",
                 "peak_bytes": peak_bytes("cpu"), "baseline_bytes": baseline}
         store.append({"job": jid, "record": "point"} | job | row)
         previous, cache, runs = row, None, None
-    store.append({"job": jid, "record": "job_end", "status": "done", "reason": "", "settings": settings} | job)
+    store.end_job(job, settings, "done")
 
 
 def kv_reference_check(backbone: aaren.Backbone, *, tokens: int, seed: int = 0) -> float:

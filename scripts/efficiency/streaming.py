@@ -70,6 +70,11 @@ def _latency_fields(times: dict, cpu: dict) -> dict:
     return row
 
 
+def trapezoid_s(previous: dict, row: dict, per_token: str) -> float:
+    """Seconds between two points' token counts by the trapezoid rule on their per-token costs (µs)."""
+    return 1e-6 * (row["tokens"] - previous["tokens"]) * (previous[per_token] + row[per_token]) / 2
+
+
 def resume_path(out_dir: Path, jid: str) -> Path:
     return out_dir / "resume" / f"{jid}.pt"
 
@@ -96,8 +101,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
         comparison[2] = _advance(other, comparison[1], other.init(batch), 0, s["ref_tokens"], device)[0]
 
     def end(status: str, reason: str = "") -> None:
-        store.append({"job": jid, "record": "job_end", "status": status, "reason": reason, "settings": settings}
-                     | job)
+        store.end_job(job, settings, status, reason)
         resume_path(out_dir, jid).unlink(missing_ok=True)
 
     checkpoints = [2 ** k for k in range(int(math.log2(s["max_tokens"])) + 1)]
@@ -184,7 +188,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
         # trapezoid rule between the previous checkpoint and this one, on the measured per-token costs
         for total, per_token in (("cumulative_s", "us_per_token"), ("cumulative_cpu_s", "cpu_us_per_token")):
             row[total] = None if previous.get(total) is None else \
-                previous[total] + 1e-6 * (tokens - previous["tokens"]) * (previous[per_token] + row[per_token]) / 2
+                previous[total] + trapezoid_s(previous, row, per_token)
         row["cumulative_method"] = "measured" if tokens == real_max else "estimated"
         if tokens == real_max:
             row["cumulative_s"], row["cumulative_cpu_s"] = previous["cumulative_s"], previous.get("cumulative_cpu_s")

@@ -50,8 +50,7 @@ def run_train_job(job: dict, settings: dict, store) -> None:
     done = {p["N"] for p in store.points(jid)}
 
     def end(status: str, reason: str = "") -> None:
-        store.append({"job": jid, "record": "job_end", "status": status, "reason": reason, "settings": settings}
-                     | job)
+        store.end_job(job, settings, status, reason)
 
     lengths = [n for n in s["train_lengths"] if job["op"] != "naive" or n <= s["naive_max_n"]]
     for n in lengths:
