@@ -124,6 +124,10 @@ class PointStore:
             file.flush()
             os.fsync(file.fileno())
 
+    def add_point(self, job: dict, point: dict) -> None:
+        """One measured point of the job (the job's fields repeated, so each line reads on its own)."""
+        self.append({"job": job_id(job), "record": "point"} | job | point)
+
     def end_job(self, job: dict, settings: dict, status: str, reason: str = "") -> None:
         """The job's last line: done, or stopped (a budget or memory cap) with the reason."""
         self.append({"job": job_id(job), "record": "job_end", "status": status, "reason": reason,

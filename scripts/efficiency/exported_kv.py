@@ -119,13 +119,13 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
     """Paired timing of the exported Transformer (caches filled to T = 1k, 2k, ...) against Aaren's exported step."""
     if job["device"] != "cpu" or job["path"] != "onnxruntime":
         raise BenchmarkError("the exported pair is measured with onnxruntime on CPU only")
-    s, batch, jid = settings, job["batch"], job_id(job)
+    s, batch = settings, job["batch"]
     kv = OnnxKVStepper(_build(job["config"], "transformer", "cpu", s["seed"]), batch)
     aaren_step = OnnxRuntimeStepper(_build(job["config"], "aaren", "cpu", s["seed"]), batch, "cpu")
     pool = torch.randn(INPUT_POOL, batch, kv.flat.backbone.d_model, generator=torch.Generator().manual_seed(s["seed"]))
     inputs, aaren_inputs = kv.inputs(pool), aaren_step.inputs(pool)
     aaren_state = _advance(aaren_step, aaren_inputs, aaren_step.init(batch), 0, s["ref_tokens"], "cpu")[0]
-    done = {p["tokens"]: p for p in store.points(jid)}
+    done = {p["tokens"]: p for p in store.points(job_id(job))}
     previous, started = None, time.perf_counter()
     for tokens in [2 ** k for k in range(int(math.log2(s["ref_tokens"])), int(math.log2(s["max_tokens"])) + 1)]:
         if tokens in done:
@@ -149,7 +149,7 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
         row |= {"cumulative_s": start["cumulative_s"] + trapezoid_s(start, row, "us_per_token"),
                 "cumulative_cpu_s": None, "cumulative_method": "estimated",
                 "peak_bytes": peak_bytes("cpu"), "baseline_bytes": baseline}
-        store.append({"job": jid, "record": "point"} | job | row)
+        store.add_point(job, row)
         previous, cache, runs = row, None, None
     store.end_job(job, settings, "done")
 

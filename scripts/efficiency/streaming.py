@@ -154,7 +154,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
             row |= _latency_fields(times, cpu)
         row |= {"peak_bytes": peak_bytes(device), "baseline_bytes": baseline}
         points[tokens] = row
-        store.append({"job": jid, "record": "point"} | job | row)
+        store.add_point(job, row)
         saveable = stepper.saveable(state)
         if saveable is not None:
             _save_resume(resume, {"t": t, "cumulative": cumulative, "cumulative_cpu": cumulative_cpu,
@@ -193,6 +193,6 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
         if tokens == real_max:
             row["cumulative_s"], row["cumulative_cpu_s"] = previous["cumulative_s"], previous.get("cumulative_cpu_s")
         row |= {"peak_bytes": peak_bytes(device), "baseline_bytes": baseline_t}
-        store.append({"job": jid, "record": "point"} | job | row)
+        store.add_point(job, row)
         previous = row
     return end("done")

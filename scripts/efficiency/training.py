@@ -43,11 +43,10 @@ def build_model(config: str, *, scope: str, op: str, dtype: str, device: str, se
 
 def run_train_job(job: dict, settings: dict, store) -> None:
     device, s = job["device"], settings
-    jid = job_id(job)
     model = build_model(job["config"], scope=job["scope"], op=job["op"], dtype=job["dtype"], device=device,
                         seed=s["seed"])
     d_model = backbone_config(job["config"])["d_model"]
-    done = {p["N"] for p in store.points(jid)}
+    done = {p["N"] for p in store.points(job_id(job))}
 
     def end(status: str, reason: str = "") -> None:
         store.end_job(job, settings, status, reason)
@@ -80,7 +79,7 @@ def run_train_job(job: dict, settings: dict, store) -> None:
                 raise
             return end("stopped", f"out of memory at N={n}")
         times = times or [warmup]
-        store.append({"job": jid, "record": "point"} | job | {
+        store.add_point(job, {
             "N": n, "ms": 1e3 * min(times), "ms_median": 1e3 * statistics.median(times), "repeats": len(times),
             "tokens_per_s": job["batch"] * n / min(times), "peak_bytes": peak, "baseline_bytes": baseline,
             "extra_bytes": None if peak is None or baseline is None else peak - baseline})
