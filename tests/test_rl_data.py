@@ -233,3 +233,13 @@ def test_make_rl_data_no_train_never_trains_sac(tmp_path):
     run_dir = root / "rl" / "_regen" / "hopper" / "sac"
     assert not (run_dir / "checkpoint.zip").exists() and not list(run_dir.glob("actor_*.pt"))
     assert not (root / "rl" / "hopper-medium").exists()  # medium waits for a SAC run that reached its target
+
+
+def test_make_rl_data_writes_its_summary_into_a_new_results_folder_when_nothing_was_built(tmp_path):
+    from scripts.make_rl_data import main
+
+    results = tmp_path / "not" / "yet"
+    assert main(["walker2d", "--stages", "medium-replay", "--fallback", "--data-root", str(tmp_path / "data"),
+                 "--results", str(results)]) == 0  # no SAC run: medium-replay waits and nothing is built
+    assert not (tmp_path / "data" / "rl" / "walker2d-medium-replay").exists()
+    assert "| dataset |" in (results / "README.md").read_text()

@@ -189,6 +189,7 @@ class Regenerator:
 def write_summary(results_dir) -> Path:
     """results_dir/README.md: one table row per dataset statistics file (what the closing notes quote)."""
     results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)  # a run that built nothing still writes its (empty) summary
     lines = [f"# Regenerated D4RL-format datasets ({PROVENANCE})", "",
              "Written by `scripts/make_rl_data.py` (recipe: `tasks/rl/regen_recipe.yaml`); one JSON per dataset here "
              "has the full statistics and file attributes. Normalised = D4RL's score of the mean trajectory return.",
