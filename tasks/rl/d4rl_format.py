@@ -35,14 +35,6 @@ def write_d4rl_hdf5(path, arrays: dict, attrs: dict) -> Path:
     return path
 
 
-def write_json_atomic(path, obj) -> None:
-    """Write `obj` as JSON to `path` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def episode_ends(terminals: np.ndarray, timeouts: np.ndarray) -> np.ndarray:
     """Indices of the last transition of every finished trajectory (terminal or timeout)."""
     return np.flatnonzero(terminals | timeouts)

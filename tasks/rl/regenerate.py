@@ -21,8 +21,9 @@ import h5py
 import numpy as np
 import yaml
 
-from .d4rl_format import (PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5,
-                          write_json_atomic)
+from tasks.common.store import write_json_atomic
+
+from .d4rl_format import PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5
 from .envs import env_spec
 from .rollout import KEYS, rollout
 from .sac_medium import MediumRun, import_shared_run, train_to_medium
@@ -169,7 +170,6 @@ class Regenerator:
         stats = {"dataset": dataset_dir_name(self.env_name, level), "file": path.name,
                  **dataset_statistics(arrays, env_name=self.env_name), "attrs": attrs,
                  "build_wall_s": round(time.time() - started, 1), "checks": "passed"}
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.results_dir / f"{stats['dataset']}.json", stats)
         self.log(f"[{self.env_name}] {level} ({PROVENANCE}): {stats['n_transitions']} transitions, "
                  f"{stats['n_trajectories']} trajectories, mean normalised return "

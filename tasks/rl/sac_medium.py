@@ -22,7 +22,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .d4rl_format import write_json_atomic
+from tasks.common.store import write_json_atomic
+
 from .envs import make_env, normalized_score, simulator_state
 
 EVAL_SEED = 10000
