@@ -1,6 +1,8 @@
 """Format readers: round trips on generated fixtures, and a clear DatasetFormatError for each malformed case."""
+import os
 import pickle
 import re
+import zipfile
 
 import h5py
 import numpy as np
@@ -137,6 +139,13 @@ def test_d4rl_not_hdf5(tmp_path):
         read_d4rl_hdf5(path)
 
 
+def test_d4rl_truncated_hdf5(tmp_path):
+    path = fixtures.make_d4rl_hdf5(tmp_path / "toy.hdf5", n_episodes=3, episode_len=10)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: not a readable HDF5 file")):
+        read_d4rl_hdf5(path)
+
+
 # ---------------------------------------------------------------- TPP formats
 def _write_all_formats(folder, sequences, num_marks=3):
     return {
@@ -217,7 +226,102 @@ def test_tpp_rmtpp_needs_event_file(tmp_path):
 def test_tpp_thp_pickle_refuses_code(tmp_path):
     path = tmp_path / "train.pkl"
     path.write_bytes(pickle.dumps({"dim_process": 1, "train": [[{"evil": print}]]}))
-    with pytest.raises(DatasetFormatError, match="builtins.print is not allowed"):
+    with pytest.raises(DatasetFormatError, match="names builtins.print"):
+        read_tpp(path, "thp_pickle")
+
+
+class _Payload:
+    """What a hostile data file carries: unpickling it calls os.system, which here only creates `marker`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("fmt, key", [("ifl_tpp_npz", "arrival_times"), ("meta_tpp_npz", "times")])
+def test_tpp_npz_object_array_payload_never_runs(tmp_path, fmt, key):
+    marker = tmp_path / "payload-ran"
+    evil = np.empty(2, dtype=object)
+    evil[0], evil[1] = np.arange(3.0), _Payload(marker)
+    path = tmp_path / "evil.npz"
+    np.savez(path, **{key: evil})
+    with pytest.raises(DatasetFormatError, match=r"evil.npz: pickled data names (posix|os)\.system") as info:
+        read_tpp(path, fmt)
+    assert "refusing to run code" in str(info.value)
+    assert not marker.exists()
+    with np.load(path, allow_pickle=True) as archive:  # control: the payload is live under a plain pickle load
+        archive[key]
+    assert marker.exists()
+
+
+def test_tpp_thp_pickle_payload_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "train.pkl"
+    path.write_bytes(pickle.dumps({"dim_process": 1, "train": [[{"time_since_start": _Payload(marker)}]]}))
+    with pytest.raises(DatasetFormatError, match=r"train.pkl: pickled data names (posix|os)\.system"):
+        read_tpp(path, "thp_pickle")
+    assert not marker.exists()
+
+
+def _bad_crc(path):
+    """Flip one byte inside an uncompressed .npy member's data: the zip's CRC-32 no longer matches."""
+    data = bytearray(path.read_bytes())
+    data[200] ^= 0xFF
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["meta_tpp_npz", "ifl_tpp_npz"])
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: b"this is not a zip archive", "not a readable .npz archive (BadZipFile"),
+    (lambda path: path.read_bytes()[: path.stat().st_size // 2], "not a readable .npz archive (BadZipFile"),
+    (lambda path: b"", "not a readable .npz archive (BadZipFile"),
+    (_bad_crc, "not a readable .npz archive"),
+])
+def test_tpp_garbage_or_truncated_npz_names_the_file(tmp_path, fmt, damage, message):
+    sequences = fixtures.toy_tpp_sequences(n_sequences=4)
+    path = _write_all_formats(tmp_path, sequences)[fmt]
+    path.write_bytes(damage(path))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: {message}")):
+        read_tpp(path, fmt)
+
+
+def test_tpp_npz_with_a_cut_pickle_names_the_file(tmp_path):
+    """A member whose pickled object array stops half-way (the zip itself intact)."""
+    path = fixtures.make_ifl_tpp_npz(tmp_path / "toy.npz", fixtures.toy_tpp_sequences())
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data[: len(data) // 2] if name == "arrival_times.npy" else data)
+    with pytest.raises(DatasetFormatError, match=r"toy.npz: not a readable pickle"):
+        read_tpp(path, "ifl_tpp_npz")
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"dim_process": "x", "train": [[]]}, "'dim_process' (the number of event types) must be a positive integer, "
+                                          "got 'x'"),
+    ({"dim_process": 0, "train": [[]]}, "must be a positive integer, got 0"),
+    ({"dim_process": True, "train": [[]]}, "must be a positive integer, got True"),
+    ({"dim_process": 2, "train": 5}, "split 'train' must be a list of sequences, got int"),
+    ({"dim_process": 2, "train": [5]}, "train sequence 0: bad event record"),
+    ({"dim_process": 2, "train": [["e"]]}, "train sequence 0: bad event record"),
+    ([1, 2], "expected a dict with 'dim_process'"),
+])
+def test_tpp_thp_malformed_content_names_the_file(tmp_path, content, message):
+    path = tmp_path / "train.pkl"
+    path.write_bytes(pickle.dumps(content))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: ")) as info:
+        read_tpp(path, "thp_pickle")
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[:100], lambda data: b"\x80\x04", lambda data: b"garbage"])
+def test_tpp_thp_truncated_or_garbage_pickle_names_the_file(tmp_path, damage):
+    path = fixtures.make_thp_pickle(tmp_path / "train.pkl", fixtures.toy_tpp_sequences(), num_marks=3)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: not a readable pickle")):
         read_tpp(path, "thp_pickle")
 
 

@@ -158,6 +158,17 @@ def test_datamodule_reports_bad_hdf5_naming_the_file(tmp_path, corrupt, message)
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("damage", [lambda data: b"<html>404 not found</html>", lambda data: data[: len(data) // 2],
+                                    lambda data: b""])
+def test_datamodule_names_a_non_hdf5_or_truncated_file(tmp_path, damage):
+    """The provenance check opens the file first: it must fail as clearly as the reader would."""
+    path = make_d4rl_hdf5(tmp_path / "rl" / "hopper-medium" / "hopper_medium-v2.hdf5", obs_dim=11, act_dim=3)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DatasetFormatError, match="not a readable HDF5 file") as error:
+        _datamodule(tmp_path).setup("fit")
+    assert str(error.value).startswith(f"{path}: ")
+
+
 def test_datamodule_checks_the_provenance_label(tmp_path):
     path = tmp_path / "rl" / "hopper-medium" / "hopper_medium-v2.hdf5"
     write_d4rl_hdf5(path, synthetic_arrays(), {})

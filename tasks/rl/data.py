@@ -55,15 +55,14 @@ def returns_to_go(rewards: np.ndarray) -> np.ndarray:
 def check_provenance(path, expected: str | None) -> None:
     """The config's provenance label (recorded with results) must match the file: a regenerated file carries
     the attribute provenance = "regenerated, not D4RL"; D4RL's own files carry none."""
-    import h5py
-
     from tasks.datasets.errors import DatasetFormatError
+    from tasks.datasets.readers.d4rl import open_hdf5
 
     from .d4rl_format import PROVENANCE
 
     if expected is None:
         return
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         regenerated = f.attrs.get("provenance") == PROVENANCE
     if regenerated != (expected == PROVENANCE):
         found = "regenerated (provenance attribute)" if regenerated else "not labelled regenerated"
@@ -175,12 +174,11 @@ class D4RLDataModule(L.LightningDataModule):
 
     def data_fingerprint(self) -> dict:
         """Which file the run read (recorded with its results): regenerated files differ between rebuilds."""
-        import h5py
-
         from tasks.datasets.download import sha256_of
+        from tasks.datasets.readers.d4rl import open_hdf5
 
         path = self.file()
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             created = f.attrs.get("created_utc")
         return {"file": f"{path.parent.name}/{path.name}", "bytes": path.stat().st_size, "sha256": sha256_of(path),
                 "created_utc": None if created is None else str(created),

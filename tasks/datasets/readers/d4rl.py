@@ -17,21 +17,29 @@ D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 _NDIM = {"observations": 2, "actions": 2, "rewards": 1, "terminals": 1, "timeouts": 1}
 
 
+def open_hdf5(path: Path | str):
+    """`h5py.File(path, "r")`, or DatasetFormatError naming the file when it is not HDF5 or is truncated.
+    (HDF5 holds typed arrays only: reading one never runs code from the file.)"""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DatasetFormatError(path, f"not a readable HDF5 file ({error})") from None
+
+
 def read_d4rl_hdf5(path: Path | str) -> dict[str, np.ndarray]:
     """Return {observations (N, obs_dim) float32, actions (N, act_dim) float32, rewards (N,) float32,
     terminals (N,) bool, timeouts (N,) bool}; raise DatasetFormatError on missing keys, bad shapes or values."""
-    import h5py
-
     path = require_file(path)
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise DatasetFormatError(path, f"not a readable HDF5 file ({error})") from None
-    with handle:
+    with open_hdf5(path) as handle:
         missing = [k for k in D4RL_KEYS if k not in handle]
         if missing:
             raise DatasetFormatError(path, f"missing HDF5 datasets {missing}; has {sorted(handle.keys())}")
-        arrays = {k: handle[k][()] for k in D4RL_KEYS}
+        try:
+            arrays = {k: np.asarray(handle[k][()]) for k in D4RL_KEYS}
+        except (OSError, TypeError, ValueError) as error:  # a damaged dataset, or a group where data should be
+            raise DatasetFormatError(path, f"unreadable HDF5 data ({type(error).__name__}: {error})") from None
     for key, array in arrays.items():
         if array.ndim != _NDIM[key]:
             raise DatasetFormatError(path, f"{key!r} has shape {array.shape}, expected {_NDIM[key]} dimension(s)")

@@ -13,13 +13,14 @@ Formats (`fmt`):
   marks come from the `event*.txt` file beside it (1-based types).
 - "thp_pickle": THP / Neural Hawkes (Zuo et al. 2020; Mei & Eisner 2017) pickle: dict with `dim_process` and a
   split key (`train`/`dev`/`test`) holding sequences of event dicts with `time_since_start` and `type_event`
-  (0-based). Unpickled with an allow-list (builtins + numpy scalars), so a file cannot run code.
+  (0-based).
+Pickled content (THP files, the object arrays of ifl-tpp `.npz`) is loaded by `_safe_load`'s allow-listing
+unpickler (plain values + numpy arrays/scalars): a file that names any other callable is refused, never run.
 Validation (DatasetFormatError naming the file): no sequences, an empty sequence, non-finite or negative times,
 times that decrease (ties are kept: Meta-TPP's own sanity check only rejects decreases), marks out of range.
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import DatasetFormatError
 from ._common import require_file
+from ._safe_load import read_npz, restricted_load
 
 TPP_FORMATS = ("meta_tpp_npz", "ifl_tpp_npz", "rmtpp_text", "thp_pickle")
 
@@ -77,14 +79,6 @@ def _validate_sequence(path: Path, i: int, seq: dict[str, np.ndarray], num_marks
                                        f"is out of range [0, {num_marks})")
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=True) as archive:  # ifl-tpp stores ragged sequences as object arrays
-            return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise DatasetFormatError(path, f"not a readable .npz archive ({error})") from None
-
-
 def _as_float_sequence(path: Path, raw, what: str) -> np.ndarray:
     try:
         return np.asarray(raw, dtype=np.float64).reshape(-1)
@@ -103,7 +97,7 @@ def _as_int_sequence(path: Path, raw, what: str) -> np.ndarray:
 
 
 def _meta_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
-    arrays = _load_npz(path)
+    arrays = read_npz(path)
     if "times" not in arrays:
         raise DatasetFormatError(path, f"no 'times' array (Meta-TPP layout); arrays are {sorted(arrays)}")
     times = arrays["times"]
@@ -136,7 +130,7 @@ def _meta_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
 
 
 def _ifl_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
-    arrays = _load_npz(path)
+    arrays = read_npz(path)
     if "arrival_times" not in arrays:
         raise DatasetFormatError(path, f"no 'arrival_times' array (ifl-tpp layout); arrays are {sorted(arrays)}")
     all_times = list(arrays["arrival_times"])
@@ -183,27 +177,20 @@ def _text_lines(path: Path) -> list[str]:
     return lines
 
 
-class _AllowListUnpickler(pickle.Unpickler):
-    _ALLOWED = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy._core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.numeric", "_frombuffer"),
-                ("_codecs", "encode")}  # protocol-2 pickles of numpy scalars encode their bytes with it
-
-    def find_class(self, module, name):
-        module = module.replace("numpy.core", "numpy._core", 1) if module.startswith("numpy.core") else module
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a THP data file")
-        return super().find_class(module, name)
-
-
 def _thp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
-    try:
-        with path.open("rb") as handle:
-            content = _AllowListUnpickler(handle, encoding="latin-1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as error:
-        raise DatasetFormatError(path, f"not a readable THP pickle ({error})") from None
+    with path.open("rb") as handle:
+        content = restricted_load(handle, path)
     if not isinstance(content, dict) or "dim_process" not in content:
         raise DatasetFormatError(path, "expected a dict with 'dim_process' and a train/dev/test split")
-    filled = [k for k in ("train", "dev", "test") if content.get(k)]
+    num_marks = content["dim_process"]
+    if isinstance(num_marks, (bool, np.bool_)) or not isinstance(num_marks, (int, np.integer)) or num_marks < 1:
+        raise DatasetFormatError(path, f"'dim_process' (the number of event types) must be a positive integer, "
+                                       f"got {num_marks!r}")
+    splits = {k: content[k] for k in ("train", "dev", "test") if k in content}
+    for key, value in splits.items():
+        if not isinstance(value, (list, tuple)):
+            raise DatasetFormatError(path, f"split {key!r} must be a list of sequences, got {type(value).__name__}")
+    filled = [k for k, value in splits.items() if value]
     split = path.stem if path.stem in filled else (filled[0] if len(filled) == 1 else None)
     if split is None:
         raise DatasetFormatError(path, f"cannot tell which split to read: non-empty splits {filled}")
@@ -215,4 +202,4 @@ def _thp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
         except (KeyError, TypeError, ValueError) as error:
             raise DatasetFormatError(path, f"{split} sequence {i}: bad event record ({error!r})") from None
         sequences.append({"times": seq_times, "marks": seq_marks})
-    return sequences, int(content["dim_process"])
+    return sequences, int(num_marks)
