@@ -1,9 +1,11 @@
 """The downloader against a local HTTP server on 127.0.0.1 (no internet): success, resume after a cut
 connection, bad checksum, 404, timeout, HTML instead of data, archives, mirrors; and the CLI's --list."""
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
 import io
+import re
 import tarfile
 import threading
 import time
@@ -20,7 +22,9 @@ from tasks.datasets.registry import DatasetInfo, FileInfo, Source
 
 class Server:
     """Serves `files` (path -> bytes) with Range support. Behaviours by path prefix: /cut/ closes the first
-    response half-way (every response if `always_cut`), /slow/ stalls, /html/ answers a web page; unknown -> 404."""
+    response half-way (every response if `always_cut`), /nolen/ sends no Content-Length (the body ends when the
+    connection closes) and /nolen-cut/ also cuts like /cut/, /slow/ stalls, /html/ answers a web page;
+    unknown -> 404."""
 
     def __init__(self):
         self.files, self.requests, self.always_cut = {}, [], False
@@ -45,9 +49,10 @@ class Server:
                     self.send_header("Content-Range", f"bytes */{len(body)}")
                     self.end_headers()
                     return None
-                cut = self.path.startswith("/cut/") and (server.always_cut or start == 0)
+                cut = self.path.startswith(("/cut/", "/nolen-cut/")) and (server.always_cut or start == 0)
                 self.send_response(206 if start else 200)
-                self.send_header("Content-Length", str(len(body) - start))
+                if not self.path.startswith("/nolen"):
+                    self.send_header("Content-Length", str(len(body) - start))
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
                 self.wfile.write(body[start: start + (len(body) - start) // 2] if cut else body[start:])
@@ -139,7 +144,7 @@ def test_partial_kept_and_resumed_by_a_rerun(server, csv_bytes, tmp_path):
 
 
 def test_bad_checksum_leaves_nothing(server, csv_bytes, tmp_path):
-    server.files["/d/toy.csv"] = csv_bytes + b"tampered"
+    server.files["/d/toy.csv"] = csv_bytes[:-9] + b"tampered\n"  # same size, other bytes
     info = _dataset({"toy.csv": csv_bytes}, [(server.url + "/d/toy.csv", None, None)])
     with pytest.raises(DownloadError, match=r"checksum mismatch for toy.csv .* expected " + _sha(csv_bytes)):
         download_dataset(info, tmp_path, log=_quiet)
@@ -223,6 +228,61 @@ def test_unknown_checksum_is_accepted_and_reported(server, csv_bytes, tmp_path):
     download_dataset(info, tmp_path, log=lines.append)
     assert any(f"got sha256 {_sha(csv_bytes)} (unverified)" in line for line in lines)
     assert [s.state for s in dataset_status(info, tmp_path)] == ["unverified"]
+
+
+def _sized(info: DatasetInfo, size: int | None) -> DatasetInfo:
+    """The same dataset with its one file's registry size set to `size` and its sha256 unknown."""
+    (f,) = info.files
+    return dataclasses.replace(info, files=(dataclasses.replace(f, bytes=size, sha256=None),))
+
+
+def test_cut_without_content_length_resumes_to_the_registry_size(server, csv_bytes, tmp_path):
+    server.files["/nolen-cut/toy.csv"] = csv_bytes
+    info = _sized(_dataset({"toy.csv": csv_bytes}, [(server.url + "/nolen-cut/toy.csv", None, None)]),
+                  len(csv_bytes))
+    download_dataset(info, tmp_path, retry_wait=0, log=_quiet)
+    assert (tmp_path / "forecasting" / "Toy" / "toy.csv").read_bytes() == csv_bytes
+    assert server.requests == [("/nolen-cut/toy.csv", None),
+                               ("/nolen-cut/toy.csv", f"bytes={len(csv_bytes) // 2}-")]
+
+
+def test_complete_response_of_the_wrong_size_is_rejected(server, csv_bytes, tmp_path):
+    server.files["/d/toy.csv"] = csv_bytes
+    info = _sized(_dataset({"toy.csv": csv_bytes}, [(server.url + "/d/toy.csv", None, None)]), len(csv_bytes) + 7)
+    with pytest.raises(DownloadError, match=f"size mismatch for toy.csv .*: {len(csv_bytes)} bytes, the registry "
+                                            f"expects {len(csv_bytes) + 7}"):
+        download_dataset(info, tmp_path, log=_quiet)
+    assert _leftovers(tmp_path / "forecasting" / "Toy") == []
+
+
+@pytest.mark.parametrize("fmt, make", [
+    ("tslib_csv", lambda path: fixtures.make_tslib_csv(path, n_rows=400)),
+    ("d4rl_hdf5", lambda path: fixtures.make_d4rl_hdf5(path)),
+    ("ifl_tpp_npz", lambda path: fixtures.make_ifl_tpp_npz(path, fixtures.toy_tpp_sequences())),
+])
+def test_cut_without_content_length_size_or_sha256_is_not_installed(server, tmp_path, fmt, make):
+    """Nothing to check against: the cut file is caught because it does not read as its format."""
+    data = make(tmp_path / "src" / "toy.npz").read_bytes()  # np.savez would append .npz to other names
+    server.files["/nolen-cut/toy.bin"] = data
+    server.always_cut = True
+    info = _dataset({"toy.bin": None}, [(server.url + "/nolen-cut/toy.bin", None, None)], fmt=fmt)
+    with pytest.raises(DownloadError, match=f"toy.bin from .* does not read as {fmt} .*download deleted"):
+        download_dataset(info, tmp_path, log=_quiet)
+    assert _leftovers(tmp_path / "forecasting" / "Toy") == []
+    server.always_cut = False
+    server.files["/nolen/toy.bin"] = data  # the same file sent whole, still without a length: accepted
+    info = _dataset({"toy.bin": None}, [(server.url + "/nolen/toy.bin", None, None)], fmt=fmt)
+    download_dataset(info, tmp_path, log=_quiet)
+    assert (tmp_path / "forecasting" / "Toy" / "toy.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("url", ["htp:/toy.csv", "toy.csv", "http://[::1/toy.csv", "http://127.0.0.1:port/toy.csv",
+                                 "http://127.0.0.1/to y\n.csv", "ftp://127.0.0.1/toy.csv"])
+def test_malformed_url_is_a_download_error(csv_bytes, tmp_path, url):
+    info = _dataset({"toy.csv": csv_bytes}, [(url, None, None)])
+    with pytest.raises(DownloadError, match=re.escape(f"malformed URL {url!r}")):
+        download_dataset(info, tmp_path, log=_quiet)
+    assert _leftovers(tmp_path / "forecasting" / "Toy") == []
 
 
 def test_corrupt_file_is_replaced(server, csv_bytes, tmp_path):

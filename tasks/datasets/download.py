@@ -5,11 +5,15 @@ partial file in the destination folder (`.<file>.<url hash>.part`), resumes with
 connection or a re-run, and is checked against the registry's sha256 before an atomic rename puts it in place.
 Archives (zip / tar / gz, or sniffed with `auto`) are downloaded the same way, then the wanted members are
 extracted to temporary files, checked, and renamed into place. A 404, a timeout, an HTML page instead of data or a
-checksum mismatch raises DownloadError naming the URL and the problem; nothing half-written is left behind
-except the resumable partial. Files whose sha256 is unknown are accepted and their computed hash is reported.
+checksum or size mismatch, or a malformed URL raises DownloadError naming the URL and the problem; nothing
+half-written is left behind except the resumable partial. A transfer shorter than the registry's size is a cut
+connection even when the server sent no Content-Length. Files whose sha256 is unknown are accepted (their
+computed hash is reported) once they have the registry's size, or, with no size known either, once they read as
+their format (a cut CSV, HDF5, .ts or .npz does not).
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import http.client
@@ -18,6 +22,7 @@ import shutil
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -127,7 +132,7 @@ def _from_plain(folder: Path, source: Source, statuses: list[FileStatus], **tran
     """Yield each status once its file is in place (a plain source provides one file)."""
     (status,) = statuses
     part = _partial_path(status.path, source.url)
-    _transfer(source.url, part, **transfer)
+    _transfer(source.url, part, total=status.file.bytes, **transfer)
     _install(part, status, source.url, transfer["log"])
     yield status
 
@@ -135,7 +140,7 @@ def _from_plain(folder: Path, source: Source, statuses: list[FileStatus], **tran
 def _from_archive(folder: Path, source: Source, statuses: list[FileStatus], **transfer):
     """Download the archive into the dataset folder, then yield each status once its member is in place."""
     archive = _partial_path(folder / Path(source.url.split("?")[0]).name, source.url)
-    _transfer(source.url, archive, **transfer)
+    _transfer(source.url, archive, total=None, **transfer)
     kind = source.archive if source.archive != "auto" else _sniff(archive)
     for status in statuses:
         tmp = status.path.with_name(f".{status.path.name}.extracting")
@@ -159,8 +164,16 @@ def _partial_path(target: Path, url: str) -> Path:
 
 
 def _install(tmp: Path, status: FileStatus, url: str, log) -> None:
-    """Check `tmp` against the registry, then rename it atomically to the file's place (or delete it)."""
+    """Check `tmp` against the registry (size, sha256; with neither known, its format's reader), then rename it
+    atomically to the file's place (or delete it)."""
     expected = status.file
+    size = tmp.stat().st_size
+    if expected.bytes is not None and size != expected.bytes:
+        tmp.unlink()
+        raise DownloadError(f"size mismatch for {expected.path} from {url}: {size} bytes, the registry expects "
+                            f"{expected.bytes} (download deleted)")
+    if expected.bytes is None and expected.sha256 is None:
+        _check_readable(tmp, expected, url)
     actual = sha256_of(tmp)
     if expected.sha256 is not None and actual != expected.sha256:
         tmp.unlink()
@@ -172,12 +185,46 @@ def _install(tmp: Path, status: FileStatus, url: str, log) -> None:
     log(f"  {status.path} ok")
 
 
-def _transfer(url: str, part: Path, *, timeout: float, retries: int, retry_wait: float, log) -> None:
-    """Stream `url` into `part`, resuming from its current size; retry cut connections and timeouts."""
+def _check_readable(tmp: Path, expected: FileInfo, url: str) -> None:
+    """Nothing to check a file against (no registry size or sha256, e.g. a server that closed early without a
+    Content-Length): it must at least read as its format. Not for formats whose reader needs the file's own name
+    or sibling files (rmtpp_text, thp_pickle; every registry file of theirs has a sha256)."""
+    from . import readers
+
+    fmt = expected.format
+    read = {"tslib_csv": readers.read_csv_series, "uea_ts": readers.read_ts, "d4rl_hdf5": readers.read_d4rl_hdf5,
+            "meta_tpp_npz": functools.partial(readers.read_tpp, fmt=fmt),
+            "ifl_tpp_npz": functools.partial(readers.read_tpp, fmt=fmt)}.get(fmt)
+    if read is None:
+        return
+    try:
+        read(tmp)
+    except readers.DatasetFormatError as error:
+        tmp.unlink()
+        raise DownloadError(f"{expected.path} from {url} does not read as {fmt} ({error.problem}); the registry has "
+                            f"no size or sha256 to check it against, so a cut transfer looks like this "
+                            f"(download deleted)") from None
+
+
+def _check_url(url: str) -> None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 — raises ValueError for a non-numeric or out-of-range port
+    except ValueError as error:
+        raise DownloadError(f"malformed URL {url!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DownloadError(f"malformed URL {url!r}: expected http:// or https:// followed by a host")
+
+
+def _transfer(url: str, part: Path, *, total: int | None, timeout: float, retries: int, retry_wait: float,
+              log) -> None:
+    """Stream `url` into `part`, resuming from its current size; retry cut connections and timeouts. `total`:
+    the file's size when the registry knows it (catches a cut that a missing Content-Length would hide)."""
+    _check_url(url)
     part.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retries + 1):
         try:
-            _stream(url, part, timeout)
+            _stream(url, part, timeout, total)
             return
         except (OSError, http.client.HTTPException) as error:  # timeouts, resets, cut bodies, HTTP errors
             if isinstance(error, urllib.error.HTTPError) or attempt == retries:
@@ -186,7 +233,7 @@ def _transfer(url: str, part: Path, *, timeout: float, retries: int, retry_wait:
             time.sleep(retry_wait)
 
 
-def _stream(url: str, part: Path, timeout: float) -> None:
+def _stream(url: str, part: Path, timeout: float, total: int | None) -> None:
     have = _size(part)
     headers = {"User-Agent": USER_AGENT, **({"Range": f"bytes={have}-"} if have else {})}
     try:
@@ -196,8 +243,10 @@ def _stream(url: str, part: Path, timeout: float) -> None:
             if error.headers.get("Content-Range", "") == f"bytes */{have}":
                 return None
             part.unlink()
-            return _stream(url, part, timeout)
+            return _stream(url, part, timeout, total)
         raise
+    except (ValueError, http.client.InvalidURL) as error:  # control characters, unknown URL types, ...
+        raise DownloadError(f"malformed URL {url!r}: {error}") from None
     with response:
         if "text/html" in response.headers.get("Content-Type", "") and not url.split("?")[0].endswith(".html"):
             raise DownloadError(f"{url} returned an HTML page, not the data (a login, consent or Google Drive "
@@ -208,6 +257,9 @@ def _stream(url: str, part: Path, timeout: float) -> None:
             copied = _copy(response, out)
         if expected is not None and copied < int(expected):
             raise ConnectionError(f"connection closed after {copied} of {expected} bytes")
+        if expected is None and total is not None and _size(part) < total:
+            raise ConnectionError(f"connection closed after {_size(part)} of the registry's {total} bytes "
+                                  "(the server sent no Content-Length)")
 
 
 def _copy(response, out) -> int:
