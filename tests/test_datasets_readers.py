@@ -2,6 +2,8 @@
 import os
 import pickle
 import re
+import struct
+import tracemalloc
 import zipfile
 
 import h5py
@@ -329,3 +331,50 @@ def test_tpp_unknown_format(tmp_path):
     path = fixtures.make_ifl_tpp_npz(tmp_path / "toy.npz", fixtures.toy_tpp_sequences())
     with pytest.raises(ValueError, match="unknown TPP format 'csv'"):
         read_tpp(path, "csv")
+
+
+# ---------------------------------------------------------------- damaged bytes, every binary format
+def _damaged_copies(data: bytes, n: int, seed: int = 0):
+    """n seeded variants of `data`: a few bytes overwritten, cut at a random point, or 8 random bytes inserted."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        b = bytearray(data)
+        if k % 3 == 0:
+            for i in rng.integers(0, len(b), size=int(rng.integers(1, 6))):
+                b[i] = int(rng.integers(256))
+        elif k % 3 == 1:
+            b = b[: int(rng.integers(len(b)))]
+        else:
+            i = int(rng.integers(len(b)))
+            b = b[:i] + rng.integers(0, 256, size=8, dtype=np.uint8).tobytes() + b[i:]
+        yield bytes(b)
+
+
+@pytest.mark.parametrize("fmt", ["meta_tpp_npz", "ifl_tpp_npz", "thp_pickle", "d4rl_hdf5"])
+def test_damaged_files_only_raise_dataset_format_errors(tmp_path, fmt):
+    sequences = fixtures.toy_tpp_sequences(n_sequences=4)
+    source = (fixtures.make_d4rl_hdf5(tmp_path / "toy.hdf5") if fmt == "d4rl_hdf5"
+              else _write_all_formats(tmp_path, sequences)[fmt])
+    damaged = tmp_path / f"damaged{source.suffix}"
+    for data in _damaged_copies(source.read_bytes(), 90):
+        damaged.write_bytes(data)
+        try:
+            read_d4rl_hdf5(damaged) if fmt == "d4rl_hdf5" else read_tpp(damaged, fmt)
+        except DatasetFormatError as error:
+            assert str(error).startswith(f"{damaged}: ")
+
+
+def test_pickle_memo_index_does_not_allocate_memory(tmp_path):
+    """A (damaged or hostile) memo index of 20 M: the C unpickler grows its memo array to it (160 MB here,
+    600 M slots for one damaged byte in a fuzzed THP file); the loader's dict memo stores one entry."""
+    data = pickle.dumps({"dim_process": 2, "train": [[{"time_since_start": 1.0, "type_event": 0}]]}, protocol=2)
+    assert data.startswith(b"\x80\x02}q\x00")
+    path = tmp_path / "train.pkl"
+    path.write_bytes(b"\x80\x02}r" + struct.pack("<I", 20_000_000) + data[len(b"\x80\x02}q\x00"):])
+    tracemalloc.start()
+    try:
+        data = read_tpp(path, "thp_pickle")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data.num_marks == 2 and peak < 20e6

@@ -56,14 +56,13 @@ def check_provenance(path, expected: str | None) -> None:
     """The config's provenance label (recorded with results) must match the file: a regenerated file carries
     the attribute provenance = "regenerated, not D4RL"; D4RL's own files carry none."""
     from tasks.datasets.errors import DatasetFormatError
-    from tasks.datasets.readers.d4rl import open_hdf5
+    from tasks.datasets.readers.d4rl import read_hdf5_attr
 
     from .d4rl_format import PROVENANCE
 
     if expected is None:
         return
-    with open_hdf5(path) as f:
-        regenerated = f.attrs.get("provenance") == PROVENANCE
+    regenerated = read_hdf5_attr(path, "provenance") == PROVENANCE
     if regenerated != (expected == PROVENANCE):
         found = "regenerated (provenance attribute)" if regenerated else "not labelled regenerated"
         raise DatasetFormatError(path, f"the dataset config labels it {expected!r} but the file is {found}")
@@ -175,11 +174,10 @@ class D4RLDataModule(L.LightningDataModule):
     def data_fingerprint(self) -> dict:
         """Which file the run read (recorded with its results): regenerated files differ between rebuilds."""
         from tasks.datasets.download import sha256_of
-        from tasks.datasets.readers.d4rl import open_hdf5
+        from tasks.datasets.readers.d4rl import read_hdf5_attr
 
         path = self.file()
-        with open_hdf5(path) as f:
-            created = f.attrs.get("created_utc")
+        created = read_hdf5_attr(path, "created_utc")
         return {"file": f"{path.parent.name}/{path.name}", "bytes": path.stat().st_size, "sha256": sha256_of(path),
                 "created_utc": None if created is None else str(created),
                 "trajectories": len(self.trajectories),

@@ -14,6 +14,7 @@ from ..errors import DatasetFormatError
 from ._common import require_file
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+_DAMAGED = (OSError, RuntimeError, KeyError, TypeError, ValueError)  # what h5py raises inside a corrupt file
 _NDIM = {"observations": 2, "actions": 2, "rewards": 1, "terminals": 1, "timeouts": 1}
 
 
@@ -28,19 +29,37 @@ def open_hdf5(path: Path | str):
         raise DatasetFormatError(path, f"not a readable HDF5 file ({error})") from None
 
 
+def _damaged(path: Path | str, error: Exception) -> DatasetFormatError:
+    return DatasetFormatError(path, f"damaged HDF5 file ({type(error).__name__}: {error})")
+
+
+def read_hdf5_attr(path: Path | str, name: str):
+    """The root attribute `name` of an HDF5 file (None when absent); DatasetFormatError naming a bad file."""
+    with open_hdf5(path) as handle:
+        try:
+            return handle.attrs.get(name)
+        except _DAMAGED as error:
+            raise _damaged(path, error) from None
+
+
 def read_d4rl_hdf5(path: Path | str) -> dict[str, np.ndarray]:
     """Return {observations (N, obs_dim) float32, actions (N, act_dim) float32, rewards (N,) float32,
     terminals (N,) bool, timeouts (N,) bool}; raise DatasetFormatError on missing keys, bad shapes or values."""
     path = require_file(path)
     with open_hdf5(path) as handle:
-        missing = [k for k in D4RL_KEYS if k not in handle]
-        if missing:
-            raise DatasetFormatError(path, f"missing HDF5 datasets {missing}; has {sorted(handle.keys())}")
         try:
-            arrays = {k: np.asarray(handle[k][()]) for k in D4RL_KEYS}
-        except (OSError, TypeError, ValueError) as error:  # a damaged dataset, or a group where data should be
-            raise DatasetFormatError(path, f"unreadable HDF5 data ({type(error).__name__}: {error})") from None
+            names = sorted(str(k) for k in handle.keys())
+            missing = [k for k in D4RL_KEYS if k not in names]
+            if missing:
+                raise DatasetFormatError(path, f"missing HDF5 datasets {missing}; has {names}")
+            arrays = {k: np.asarray(handle[k][()]) for k in D4RL_KEYS}  # a group here raises TypeError
+        except DatasetFormatError:
+            raise
+        except _DAMAGED as error:
+            raise _damaged(path, error) from None
     for key, array in arrays.items():
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise DatasetFormatError(path, f"{key!r} has dtype {array.dtype}, expected numbers")
         if array.ndim != _NDIM[key]:
             raise DatasetFormatError(path, f"{key!r} has shape {array.shape}, expected {_NDIM[key]} dimension(s)")
     lengths = {key: array.shape[0] for key, array in arrays.items()}
