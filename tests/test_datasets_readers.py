@@ -378,3 +378,27 @@ def test_pickle_memo_index_does_not_allocate_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert data.num_marks == 2 and peak < 20e6
+
+
+def _objects(*items):
+    array = np.empty(len(items), dtype=object)
+    array[:] = list(items)
+    return array
+
+
+@pytest.mark.parametrize("fmt, arrays, message", [
+    ("ifl_tpp_npz", dict(arrival_times=np.array(5.0)), "'arrival_times' has shape (), expected one entry per"),
+    ("ifl_tpp_npz", dict(arrival_times=np.ones((2, 2, 2))), "'arrival_times' has shape (2, 2, 2)"),
+    ("ifl_tpp_npz", dict(arrival_times=np.ones((2, 3), complex)), "'arrival_times'[0] is not numeric (dtype complex"),
+    ("ifl_tpp_npz", dict(arrival_times=_objects([1.0, 2.0]), marks=_objects([1e30, 1.0])),
+     "'marks'[0] holds mark 1e+30, beyond any mark count"),
+    ("meta_tpp_npz", dict(times=np.ones((1, 2)), masks=np.array([["a", "b"]])), "'masks' must hold numbers"),
+    ("meta_tpp_npz", dict(times=np.zeros((1, 2), "M8[s]")), "'times' row 0 is not numeric (dtype datetime64[s])"),
+    ("meta_tpp_npz", dict(times=np.ones((1, 2)), marks=np.array([[1e30, 1.0]])), "holds mark 1e+30"),
+])
+def test_tpp_npz_arrays_of_the_wrong_kind_name_the_file(tmp_path, fmt, arrays, message):
+    path = tmp_path / "odd.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: ")) as info:
+        read_tpp(path, fmt)
+    assert message in str(info.value)

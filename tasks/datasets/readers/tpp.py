@@ -80,20 +80,29 @@ def _validate_sequence(path: Path, i: int, seq: dict[str, np.ndarray], num_marks
 
 
 def _as_float_sequence(path: Path, raw, what: str) -> np.ndarray:
+    """(L,) float64 from a 1-D sequence of numbers (or number strings: the text formats, object arrays)."""
+    array = np.asarray(raw)
+    if array.ndim != 1:
+        raise DatasetFormatError(path, f"{what} has shape {array.shape}, expected a 1-D sequence")
+    if array.dtype.kind not in "iufOUS":  # bool, complex, dates, structured records: not event data
+        raise DatasetFormatError(path, f"{what} is not numeric (dtype {array.dtype})")
     try:
-        return np.asarray(raw, dtype=np.float64).reshape(-1)
+        return array.astype(np.float64)
     except (TypeError, ValueError):
         raise DatasetFormatError(path, f"{what} is not numeric") from None
 
 
 def _as_int_sequence(path: Path, raw, what: str) -> np.ndarray:
+    """(L,) int64 marks from integers, or floats / strings that hold integers."""
     array = np.asarray(raw)
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        as_float = _as_float_sequence(path, raw, what)
-        if not np.array_equal(as_float, np.round(as_float)):
-            raise DatasetFormatError(path, f"{what} holds non-integer marks")
-        array = as_float
-    return array.astype(np.int64).reshape(-1)
+    if array.dtype.kind in "iu" and array.ndim == 1:
+        return array.astype(np.int64)
+    as_float = _as_float_sequence(path, raw, what)
+    if not np.array_equal(as_float, np.round(as_float)):  # NaN and inf fail too
+        raise DatasetFormatError(path, f"{what} holds non-integer marks")
+    if as_float.size and np.abs(as_float).max() > 2 ** 53:
+        raise DatasetFormatError(path, f"{what} holds mark {np.abs(as_float).max():g}, beyond any mark count")
+    return as_float.astype(np.int64)
 
 
 def _meta_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
@@ -106,6 +115,8 @@ def _meta_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
     for key in ("marks", "masks"):
         if key in arrays and arrays[key].shape != times.shape:
             raise DatasetFormatError(path, f"{key!r} has shape {arrays[key].shape}, 'times' has {times.shape}")
+    if "masks" in arrays and arrays["masks"].dtype.kind not in "iufb":
+        raise DatasetFormatError(path, f"'masks' must hold numbers, not dtype {arrays['masks'].dtype}")
     valid = arrays["masks"] != 0 if "masks" in arrays else np.ones(times.shape, dtype=bool)  # (S, L) True=valid
     sequences = []
     for i in range(times.shape[0]):
@@ -133,6 +144,10 @@ def _ifl_tpp(path: Path) -> tuple[list[dict[str, np.ndarray]], int | None]:
     arrays = read_npz(path)
     if "arrival_times" not in arrays:
         raise DatasetFormatError(path, f"no 'arrival_times' array (ifl-tpp layout); arrays are {sorted(arrays)}")
+    for key in ("arrival_times", "marks"):
+        if key in arrays and arrays[key].ndim not in (1, 2):
+            raise DatasetFormatError(path, f"{key!r} has shape {arrays[key].shape}, expected one entry per "
+                                           "sequence (an object array, or (sequences, length))")
     all_times = list(arrays["arrival_times"])
     all_marks = list(arrays["marks"]) if "marks" in arrays else None
     if all_marks is not None and len(all_marks) != len(all_times):
