@@ -47,6 +47,20 @@ def test_malformed_registry_names_the_entry(tmp_path):
         registry.load_registry.__wrapped__(path)
 
 
+@pytest.mark.parametrize("files, source, message", [
+    ("[{path: ../../outside.csv}]", "", "file path '../../outside.csv' must be relative and stay inside"),
+    ("[{path: /etc/outside.csv}]", "", "file path '/etc/outside.csv' must be relative"),
+    ("[{bytes: 3}]", "", "every file needs a `path`"),
+    ("[a.csv]", "", "every file needs a `path`"),
+    ("[{path: a.csv}]", "\n  sources: [{url: 'file:///etc/passwd'}]", "source url 'file:///etc/passwd' must start"),
+])
+def test_registry_files_and_urls_are_checked(tmp_path, files, source, message):
+    path = tmp_path / "registry.yaml"
+    path.write_text(f"Toy:\n  task: forecasting\n  format: tslib_csv\n  files: {files}{source}\n")
+    with pytest.raises(DatasetFormatError, match=re.escape(f"registry.yaml: entry 'Toy': {message}")):
+        registry.load_registry.__wrapped__(path)
+
+
 def test_unknown_name_suggests_the_right_case():
     with pytest.raises(KeyError, match="did you mean 'ETTh1'"):
         registry.get("etth1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -84,23 +84,33 @@ class DatasetInfo:
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, DatasetInfo]:
     """Parse and check registry.yaml; a malformed entry raises DatasetFormatError naming it."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return {name: _parse_entry(path, name, dict(entry)) for name, entry in raw.items()}
+    if not isinstance(raw, dict):
+        raise DatasetFormatError(path, "expected a mapping of dataset names to entries")
+    return {name: _parse_entry(path, name, entry) for name, entry in raw.items()}
 
 
 def _parse_entry(path: Path, name: str, entry: dict) -> DatasetInfo:
     def fail(problem: str):
         raise DatasetFormatError(path, f"entry {name!r}: {problem}")
 
+    if not isinstance(entry, dict):
+        fail(f"must be a mapping of keys, got {type(entry).__name__}")
     if entry.get("task") not in TASKS:
         fail(f"task must be one of {TASKS}, got {entry.get('task')!r}")
     if entry.get("format") not in READERS:
         fail(f"format must be one of {sorted(READERS)}, got {entry.get('format')!r}")
     if entry.get("embedded") not in (None, *EMBEDDED):
         fail(f"embedded must be one of {EMBEDDED}, got {entry['embedded']!r}")
+    raw_files = entry.get("files") or ()
+    if any(not isinstance(f, dict) or not isinstance(f.get("path"), str) for f in raw_files):
+        fail("every file needs a `path` (and optional bytes, sha256, format)")
     files = tuple(FileInfo(path=f["path"], bytes=f.get("bytes"), sha256=f.get("sha256"),
-                           format=f.get("format", entry["format"])) for f in entry.get("files") or ())
+                           format=f.get("format", entry["format"])) for f in raw_files)
     if not files:
         fail("no files")
+    for f in files:  # the downloader writes <dataset folder>/<path>: it must stay inside that folder
+        if PurePosixPath(f.path).is_absolute() or ".." in PurePosixPath(f.path).parts:
+            fail(f"file path {f.path!r} must be relative and stay inside the dataset folder")
     paths = [f.path for f in files]
     sources = []
     for raw_source in entry.get("sources") or ():
@@ -109,6 +119,8 @@ def _parse_entry(path: Path, name: str, entry: dict) -> DatasetInfo:
         members = dict(raw_source.get("members", {}))
         if not url and not page:
             fail("a source needs a `url` or a `page`")
+        if url and not str(url).startswith(("http://", "https://")):
+            fail(f"source url {url!r} must start with http:// or https://")
         if archive not in (None, *ARCHIVES):
             fail(f"archive must be one of {ARCHIVES}, got {archive!r}")
         if url and archive is None and len(provides) != 1:
