@@ -17,7 +17,9 @@ Formats (`fmt`):
 Pickled content (THP files, the object arrays of ifl-tpp `.npz`) is loaded by `_safe_load`'s allow-listing
 unpickler (plain values + numpy arrays/scalars): a file that names any other callable is refused, never run.
 Validation (DatasetFormatError naming the file): no sequences, an empty sequence, non-finite or negative times,
-times that decrease (ties are kept: Meta-TPP's own sanity check only rejects decreases), marks out of range.
+times that decrease (ties are kept: Meta-TPP's own sanity check only rejects decreases), marks out of range,
+arrays of the wrong shape or kind (complex, dates, records, string masks), and any file that is not a readable
+archive / pickle (garbage, truncated, bad CRC).
 """
 from __future__ import annotations
 
