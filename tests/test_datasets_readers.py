@@ -402,3 +402,14 @@ def test_tpp_npz_arrays_of_the_wrong_kind_name_the_file(tmp_path, fmt, arrays, m
     with pytest.raises(DatasetFormatError, match=re.escape(f"{path}: ")) as info:
         read_tpp(path, fmt)
     assert message in str(info.value)
+
+
+def test_tpp_compressed_npz_reads_like_the_plain_one(tmp_path):
+    """np.savez_compressed members are deflated: the safe loader re-reads each member after its header."""
+    plain = fixtures.make_ifl_tpp_npz(tmp_path / "plain.npz", fixtures.toy_tpp_sequences())
+    with np.load(plain, allow_pickle=True) as archive:  # our own fixture: trusted
+        np.savez_compressed(tmp_path / "packed.npz", **{k: archive[k] for k in archive.files})
+    for got, want in zip(read_tpp(tmp_path / "packed.npz", "ifl_tpp_npz").sequences,
+                         read_tpp(plain, "ifl_tpp_npz").sequences):
+        np.testing.assert_array_equal(got["times"], want["times"])
+        np.testing.assert_array_equal(got["marks"], want["marks"])
