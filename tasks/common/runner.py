@@ -119,6 +119,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
 
     `experiment`: the experiment that asks for the run (default: Hydra's `experiment` choice, else "adhoc")."""
     cfg = prepare_config(cfg, repo_root)
+    resume.exit_with_parent()  # a sweep worker stops with its parent
     experiment = experiment or identity.experiment_name()
     is_rank_zero = rank_zero_only.rank == 0
     config_hash = identity.config_hash(cfg)
