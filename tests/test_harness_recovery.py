@@ -104,8 +104,10 @@ def test_temporary_files_are_git_ignored():
 
 
 @pytest.mark.parametrize("override,key", [
-    ("task.trainer.max_epochs=0", "task.trainer.max_epochs"), ("task.trainer.max_epochs=-2", "task.trainer.max_epochs"),
-    ("+task.trainer.max_steps=0", "task.trainer.max_steps"), ("task.datamodule.batch_size=0", "task.datamodule.batch_size"),
+    ("task.trainer.max_epochs=0", "task.trainer.max_epochs"),
+    ("task.trainer.max_epochs=-2", "task.trainer.max_epochs"),
+    ("+task.trainer.max_steps=0", "task.trainer.max_steps"),
+    ("task.datamodule.batch_size=0", "task.datamodule.batch_size"),
     ("task.datamodule.batch_size=-4", "task.datamodule.batch_size"), ("threads=0", "threads"),
 ])
 def test_zero_lengths_and_batch_sizes_are_config_errors_naming_the_key(override, key):
