@@ -39,6 +39,9 @@ def test_a_run_killed_mid_training_resumes_and_ends_with_one_record(tmp_path):
     # the RNG states travel in the checkpoint: the resumed run equals an uninterrupted one
     uninterrupted = run_in_process(tmp_path / "uninterrupted", RESUMABLE)
     assert uninterrupted["run_id"] == resumed["run_id"] and uninterrupted["metrics"] == resumed["metrics"]
+    # the learning curve travels in the checkpoint too: every round once, as in the uninterrupted run
+    assert [p["epoch"] for p in resumed["learning_curve"]] == list(range(6))
+    assert resumed["learning_curve"] == uninterrupted["learning_curve"]
 
 
 @pytest.mark.parametrize("launcher", [

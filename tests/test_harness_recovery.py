@@ -87,6 +87,16 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
 
 
+def test_the_harness_writes_its_checkpoints_atomically(tmp_path, monkeypatch):
+    saved = []
+    original = resume.AtomicCheckpointIO.save_checkpoint
+    monkeypatch.setattr(resume.AtomicCheckpointIO, "save_checkpoint",
+                        lambda self, checkpoint, path, storage_options=None: saved.append(Path(path).name)
+                        or original(self, checkpoint, path, storage_options))
+    run_in_process(tmp_path, TOY)
+    assert "last.ckpt" in saved and any(name.startswith("best-") for name in saved)
+
+
 def test_stale_temporary_records_are_removed_by_the_next_write(tmp_path):
     folder = tmp_path / "records" / "toy" / "toy_sine"
     folder.mkdir(parents=True)
