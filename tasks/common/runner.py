@@ -19,7 +19,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from . import checks, identity, loggers, record, resume, store
-from .checks import check_run_config
 from .errors import ConfigError
 
 log = logging.getLogger("aaren.harness")
@@ -31,7 +30,7 @@ RESERVED_TRAINER_KEYS = {"callbacks", "logger", "default_root_dir", "enable_chec
 
 def prepare_config(cfg: DictConfig, repo_root: Path) -> DictConfig:
     """Validate, then make relative paths absolute from the repository root (not the shell's cwd)."""
-    check_run_config(cfg)
+    checks.check_run_config(cfg)
     with open_dict(cfg):
         for key in PATH_KEYS:
             path = Path(cfg.paths[key]).expanduser()
