@@ -8,6 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from tasks.common.identity import experiment_name
 from tasks.common.runner import run
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -15,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> dict | None:
-    return run(cfg, repo_root=REPO_ROOT)
+    return run(cfg, repo_root=REPO_ROOT, experiment=experiment_name())  # Hydra's `experiment` choice or "adhoc"
 
 
 if __name__ == "__main__":

@@ -53,6 +53,6 @@ def test_tiny_end_to_end_run_writes_a_labelled_record(tmp_path):
     [path] = records(tmp_path)
     assert json.loads(path.read_text()) == record
     assert record["variant"] == {"horizon": 24}
-    assert record["protocol"]["profile"] == "cpu_small" and record["protocol"]["drop_last_test"] is False
+    assert record["experiment"] == "adhoc" and record["protocol"]["drop_last_test"] is False
     assert set(record["metrics"]) == {"mse", "mae"} and all(0 < v < 10 for v in record["metrics"].values())
     assert record["epochs_trained"] == 2

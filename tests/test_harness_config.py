@@ -119,7 +119,8 @@ def test_identity_ignores_paths_and_logging_but_not_what_changes_results(tmp_pat
     assert all(identity.config_hash(compose_config(o)) == h for o in same)
     hashes = {identity.config_hash(compose_config(o)) for o in different}
     assert h not in hashes and len(hashes) == len(different)
-    assert identity.run_id(base) == f"aaren_s0_{h}"
+    assert identity.run_id(base, experiment="adhoc") != identity.run_id(base, experiment="cpu/x")
+    assert identity.run_id(base, experiment="adhoc").startswith("aaren_s0_")
     assert identity.identity_config(base)["task"]["datamodule"]["data_root"] == identity.IGNORED
 
 

@@ -58,7 +58,7 @@ def test_a_second_start_of_a_running_run_stands_aside(tmp_path):
     from tests.harness_toy.helpers import REPO as repo
 
     cfg = prepare_config(compose_config([*TOY, *path_overrides(tmp_path)]), repo)
-    lock = RunLock(identity.run_dir(cfg, identity.run_id(cfg))).acquire()  # "another process" runs it
+    lock = RunLock(identity.run_dir(cfg, identity.run_id(cfg, experiment=identity.ADHOC))).acquire()  # "another process" runs it
     try:
         assert run_in_process(tmp_path, TOY) is None and records(tmp_path) == []
     finally:

@@ -105,7 +105,7 @@ def test_single_mark_data_reports_no_mark_metrics_and_empty_splits_fail():
 
 
 def test_every_reported_metric_is_defined_in_the_recorded_protocol():
-    task = yaml.safe_load((REPO / "conf" / "task" / "tpp.yaml").read_text())["task"]
+    report = yaml.safe_load((REPO / "conf" / "task" / "tpp.yaml").read_text())["report"]
     metrics = TPPMetrics(num_marks=3)
     metrics.update(**_terms(), true_time_ll=torch.zeros(2, 3), true_mark_ll=torch.zeros(2, 3))
-    assert set(metrics.compute()) == set(task["protocol"]["metrics"])
+    assert set(metrics.compute()) == set(report["metrics"])

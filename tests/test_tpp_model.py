@@ -124,5 +124,5 @@ def test_train_py_runs_the_embedded_hawkes_default_and_records_the_truth(tmp_pat
     [path] = records(tmp_path)
     assert json.loads(path.read_text()) == record
     assert record["dataset"] == "Hawkes" and record["data_label"] == "Hawkes (known truth)"
-    assert set(record["metrics"]) == set(record["protocol"]["metrics"])
+    assert set(record["metrics"]) == set(record["report"]["metrics"])
     assert record["metrics"]["nll"] > record["metrics"]["true_nll"] > 0

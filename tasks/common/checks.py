@@ -1,10 +1,14 @@
 """Validation of a composed run config before anything is built: every failure names the key and the problem."""
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from aaren.backbone import KINDS
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
+
+log = logging.getLogger("aaren.harness")
 
 MODEL_KINDS = tuple(KINDS)
 LOGGER_KINDS = ("wandb", "csv", "none")
@@ -60,6 +64,7 @@ def check_run_config(cfg: DictConfig) -> None:
         raise ConfigError(f"dataset {dataset!r} belongs to task {dataset_task!r}, not to task {task!r}")
     _require_choice(cfg, "model.kind", MODEL_KINDS)
     _require_int(cfg, "seed", minimum=0)
+    _require_int(cfg, "threads", minimum=1)
     _require_choice(cfg, "force", (True, False))
     _require_str(cfg, "task.monitor")
     _require_choice(cfg, "task.monitor_mode", MONITOR_MODES)
@@ -71,6 +76,38 @@ def check_run_config(cfg: DictConfig) -> None:
     _require_choice(cfg, "logger.kind", LOGGER_KINDS)
     for key in ("paths.data_root", "paths.output_root", "paths.results_root"):
         _require_str(cfg, key)
+    for key in ("task.trainer.max_epochs", "trainer.max_epochs", "task.trainer.max_steps", "trainer.max_steps"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value == 0 or value < -1):
+            raise ConfigError(f"config key {key!r} must be an int >= 1, or -1 / null for no limit, got {value!r}")
+    for key in ("task.datamodule.batch_size", "task.datamodule.eval_batch_size"):
+        if OmegaConf.select(cfg, key, default=None) is not None:
+            _require_int(cfg, key, minimum=1)
     for name, value in _get(cfg, "task.variant").items():
         if not isinstance(value, (str, int, float, bool)):
             raise ConfigError(f"config key 'task.variant.{name}' must be a scalar, got {value!r}")
+
+
+def warn_on_data_drift(cfg: DictConfig, record: dict, record_path: Path) -> bool:
+    """Warn (True) when the data file a finished run recorded (`data.sha256`) differs from the file now on disk.
+    The data's location is not part of a run's identity (paths are ignored); its content is checked here."""
+    recorded = (record.get("data") or {}).get("sha256")
+    if not recorded:
+        return False
+    try:
+        import hydra
+
+        datamodule = hydra.utils.instantiate(cfg.task.datamodule, _convert_="all")
+        path = datamodule.file()
+        from tasks.datasets.download import sha256_of
+
+        current = sha256_of(path)
+    except Exception as error:  # the data may be gone: the record stands, say so
+        log.warning("cannot check the data of finished run %s (%s): %s", record.get("run_id"), record_path, error)
+        return True
+    if current != recorded:
+        log.warning("finished run %s (%s) read data with sha256 %s; %s now has sha256 %s: its numbers are not "
+                    "from this data (force=true reruns it)", record.get("run_id"), record_path, recorded, path,
+                    current)
+        return True
+    return False

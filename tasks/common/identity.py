@@ -1,9 +1,15 @@
-"""Run identity: a short hash of the resolved config (minus `identity_ignore` keys, seed included).
+"""Run identity: which experiment asked for the run, and the resolved config VALUES that define its result.
 
-The hash names the run folder and the record, so two launches of the same config + seed are the same run
-(skipped when finished, resumed when interrupted) and two different runs never share a folder.
+- `identity_config(cfg)`: the resolved config minus `identity_ignore` keys (paths, logging, `report` prose, ...),
+  with every constructor argument of a `_target_` node that equals the constructor's default dropped (so
+  `+task.datamodule.num_workers=0`, the default, is the same run as leaving it out).
+- `config_hash`: a short hash of those values. Two launches with the same values compute the same result.
+- `run_id`: `<model>_s<seed>_<hash of (experiment, config_hash)>`: names the run folder and the record. The same
+  values launched by two experiments are two runs of two tables (the runner copies the finished one, see runner.py).
 """
 import hashlib
+import importlib
+import inspect
 import json
 from pathlib import Path
 
@@ -11,6 +17,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 HASH_CHARS = 10
 IGNORED = "<ignored>"
+ADHOC = "adhoc"  # the experiment of a bare command line (no `experiment=...`)
+
+
+def experiment_name(choices=None) -> str:
+    """Hydra's chosen `experiment` option ("cpu/forecasting", "smoke/tpp", ...) or "adhoc".
+
+    `choices`: hydra.runtime.choices; by default read from the running Hydra app (train.py)."""
+    if choices is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    return choices.get("experiment") or ADHOC
 
 
 def _blank(node) -> None:
@@ -20,6 +38,32 @@ def _blank(node) -> None:
             _blank(node[key])
         else:
             node[key] = IGNORED
+
+
+def _constructor_defaults(target: str) -> dict:
+    module, _, name = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+        parameters = inspect.signature(obj).parameters.values()
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return {}  # the runner reports a target that cannot be built; identity stays defined
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def drop_constructor_defaults(node):
+    """Recursively drop the arguments of `_target_` nodes that equal the constructor's default (in place)."""
+    if isinstance(node, dict):
+        for value in node.values():
+            drop_constructor_defaults(value)
+        if isinstance(node.get("_target_"), str):
+            defaults = _constructor_defaults(node["_target_"])
+            for key in [k for k, v in node.items() if k in defaults and type(v) is type(defaults[k])
+                        and v == defaults[k]]:
+                del node[key]
+    elif isinstance(node, list):
+        for value in node:
+            drop_constructor_defaults(value)
+    return node
 
 
 def identity_config(cfg: DictConfig) -> dict:
@@ -44,17 +88,26 @@ def identity_config(cfg: DictConfig) -> dict:
             node = node.get(part, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return resolved
+    return drop_constructor_defaults(resolved)
 
 
-def config_hash(cfg: DictConfig) -> str:
-    text = json.dumps(identity_config(cfg), sort_keys=True, default=str)
+def values_hash(identity: dict) -> str:
+    text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
-def run_id(cfg: DictConfig) -> str:
-    """`<model>_s<seed>_<hash>`: readable prefix, the hash decides."""
-    return f"{cfg.model.kind}_s{cfg.seed}_{config_hash(cfg)}"
+def config_hash(cfg: DictConfig) -> str:
+    return values_hash(identity_config(cfg))
+
+
+def run_id_of(*, model: str, seed: int, experiment: str, config_hash: str) -> str:
+    """`<model>_s<seed>_<hash>`: readable prefix; the hash covers the experiment and the config values."""
+    digest = hashlib.sha256(f"{experiment}\n{config_hash}".encode()).hexdigest()[:HASH_CHARS]
+    return f"{model}_s{seed}_{digest}"
+
+
+def run_id(cfg: DictConfig, *, experiment: str) -> str:
+    return run_id_of(model=cfg.model.kind, seed=cfg.seed, experiment=experiment, config_hash=config_hash(cfg))
 
 
 def run_dir(cfg: DictConfig, rid: str) -> Path:

@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .provenance import git_state, machine, package_versions
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: experiment, learning_curve, training, report, copied_from (tasks/README.md)
 TEST_PREFIX = "test/"
 
 
@@ -29,12 +29,25 @@ def collect_test_metrics(results: list[dict]) -> dict:
     return metrics
 
 
-def build_record(cfg: DictConfig, *, rid: str, config_hash: str, identity: dict, metrics: dict, module,
-                 repo_root: Path, wall_time_s: float, resumed: bool, fit: dict, world_size: int) -> dict:
+def training_summary(trainer) -> dict:
+    """How training ended: early stopping triggered, or the epoch / update limit reached (either = converged)."""
+    epochs, steps = int(trainer.current_epoch), int(trainer.global_step)
+    max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
+    reached_limit = bool((max_epochs is not None and max_epochs > 0 and epochs >= max_epochs)
+                         or (max_steps is not None and max_steps > 0 and steps >= max_steps))
+    stopping = trainer.early_stopping_callback
+    stopped_early = bool(stopping is not None and stopping.wait_count >= stopping.patience and trainer.should_stop)
+    return {"epochs": epochs, "steps": steps, "stopped_early": stopped_early, "reached_limit": reached_limit,
+            "converged": stopped_early or reached_limit}
+
+
+def build_record(cfg: DictConfig, *, rid: str, experiment: str, config_hash: str, identity: dict, metrics: dict,
+                 module, repo_root: Path, wall_time_s: float, resumed: bool, fit: dict, world_size: int) -> dict:
     parameters = list(module.parameters())
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": rid,
+        "experiment": experiment,
         "config_hash": config_hash,
         "task": cfg.task.name,
         "dataset": cfg.dataset.name,
@@ -47,6 +60,9 @@ def build_record(cfg: DictConfig, *, rid: str, config_hash: str, identity: dict,
         or OmegaConf.select(cfg, "dataset.provenance", default=None),
         "monitor": {"name": cfg.task.monitor, "mode": cfg.task.monitor_mode, "best": fit["best_score"]},
         "epochs_trained": fit["epochs"],
+        "learning_curve": fit.get("learning_curve", []),
+        "training": fit.get("training"),
+        "report": OmegaConf.to_container(cfg.report, resolve=True) if OmegaConf.select(cfg, "report") else None,
         "tested_checkpoint": fit["tested_checkpoint"],
         "n_parameters": sum(p.numel() for p in parameters),
         "n_trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),

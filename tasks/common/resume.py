@@ -1,11 +1,14 @@
-"""Resuming interrupted runs: a lock against concurrent starts, RNG state in checkpoints, a fit-done marker.
+"""Resuming interrupted runs: a lock against concurrent starts, RNG state and learning curve in checkpoints, a
+fit-done marker, atomic checkpoint writes, and recovery from files a kill or a full disk left unreadable.
 
 Run folder layout: checkpoints/last.ckpt (every validation; what a relaunch resumes from),
 checkpoints/best-*.ckpt (best on task.monitor), fit_done.json (fit finished: test the best checkpoint
-without training further), .lock (held by the process running the run).
+without training further), .lock (held by the process running the run), corrupt/ (unreadable files moved aside).
 """
 import fcntl
 import json
+import logging
+import math
 import os
 import random
 import time
@@ -14,8 +17,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .store import write_json_atomic
+
+log = logging.getLogger("aaren.harness")
+CORRUPT = "corrupt"
+VAL_PREFIX = "val/"
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 FIT_DONE = "fit_done.json"
@@ -64,6 +72,7 @@ class RunStateCallback(L.Callback):
     """
 
     def __init__(self):
+        self.learning_curve = []  # one {"epoch", "step", <val/* scalars>} per validation round (not sanity)
         self.elapsed_before_s = 0.0
         self._started = time.monotonic()
         self._rng_to_restore = None
@@ -74,12 +83,13 @@ class RunStateCallback(L.Callback):
     def state_dict(self) -> dict:
         # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
         kind, keys, pos, has_gauss, cached = np.random.get_state()
-        return {"elapsed_s": self.elapsed_s(), "rng": {
+        return {"elapsed_s": self.elapsed_s(), "learning_curve": self.learning_curve, "rng": {
             "python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                    cached), "torch": torch.get_rng_state()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.elapsed_before_s = float(state.get("elapsed_s", 0.0))
+        self.learning_curve = list(state.get("learning_curve", []))
         self._started = time.monotonic()
         self._rng_to_restore = state.get("rng")
 
@@ -101,24 +111,113 @@ class RunStateCallback(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._rng_to_restore = None
 
+    # Runs before ModelCheckpoint's on_validation_end (Lightning puts checkpoint callbacks last), so the
+    # checkpoint written after this round already holds its point of the curve.
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        point = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step)}
+        for name, value in sorted(trainer.callback_metrics.items()):
+            if name.startswith(VAL_PREFIX) and getattr(value, "numel", lambda: 1)() == 1:
+                value = float(value)
+                point[name] = value if math.isfinite(value) else None
+        self.learning_curve.append(point)
 
-def last_checkpoint(run_dir: Path) -> Path | None:
-    path = Path(run_dir) / LAST_CHECKPOINT
-    return path if path.is_file() else None
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file in the checkpoint's folder, fsync, then os.replace: a kill or a full disk
+    leaves the previous checkpoint or the new one, never a truncated file (Lightning writes in place)."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
-def read_fit_done(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / FIT_DONE
+def _loads(path: Path) -> dict | None:
+    """The checkpoint's content, or None (with a warning naming the file) when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated (EOFError, OSError 22), not a zip archive, unpickling refused, ...
+        log.warning("checkpoint %s cannot be loaded (%s: %s)", path, type(error).__name__, error)
+        return None
+
+
+def _move_aside(path: Path, run_dir: Path, move: bool) -> None:
+    """Move an unreadable file into <run_dir>/corrupt/ (kept for inspection, never resumed from again)."""
+    if not move or not path.exists():
+        return
+    target = Path(run_dir) / CORRUPT / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    log.warning("moved %s aside to %s", path, target)
+
+
+def _best_path(state: dict) -> str | None:
+    for key, value in (state.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(value, dict):
+            return value.get("best_model_path") or None
+    return None
+
+
+def loadable_checkpoint(run_dir: Path, *, move_aside: bool = True) -> Path | None:
+    """The newest checkpoint that loads and whose best checkpoint still loads: last.ckpt first, then best-*.ckpt.
+    Unreadable ones are moved aside with a warning; None: train from scratch."""
+    run_dir = Path(run_dir)
+    candidates = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: (p.name != "last.ckpt",
+                                                                                 -p.stat().st_mtime))
+    for path in candidates:
+        state = _loads(path)
+        if state is None:
+            _move_aside(path, run_dir, move_aside)
+            continue
+        best = _best_path(state)
+        if best is not None and Path(best).resolve() != path.resolve() and \
+                (not Path(best).is_file() or _loads(Path(best)) is None):
+            log.warning("checkpoint %s refers to best checkpoint %s, which cannot be loaded", path, best)
+            _move_aside(Path(best), run_dir, move_aside)
+            continue
+        return path
+    if candidates:
+        log.warning("no checkpoint of %s loads; training from scratch", run_dir)
+    return None
+
+
+def read_fit_done(run_dir: Path, *, move_aside: bool = True) -> dict | None:
+    """The fit-done marker, or None: absent, unreadable, or its best checkpoint cannot be loaded (those two are
+    moved aside with a warning naming the file, and the run resumes from its newest loadable checkpoint)."""
+    run_dir = Path(run_dir)
+    path = run_dir / FIT_DONE
     if not path.is_file():
         return None
-    state = json.loads(path.read_text())
-    return state if Path(state.get("best_checkpoint", "")).is_file() else None
+    try:
+        state = json.loads(path.read_text())
+        best = Path(state["best_checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("fit marker %s is unreadable (%s: %s)", path, type(error).__name__, error)
+        _move_aside(path, run_dir, move_aside)
+        return None
+    if not best.is_file() or _loads(best) is None:
+        log.warning("fit marker %s names best checkpoint %s, which cannot be loaded", path, best)
+        _move_aside(best, run_dir, move_aside)
+        _move_aside(path, run_dir, move_aside)
+        return None
+    return state
 
 
-def write_fit_done(run_dir: Path, *, best_checkpoint: str, best_score: float | None, epochs: int,
-                   elapsed_s: float) -> None:
-    write_json_atomic(Path(run_dir) / FIT_DONE, {"best_checkpoint": best_checkpoint, "best_score": best_score,
-                                                 "epochs": epochs, "elapsed_s": elapsed_s})
+def write_fit_done(run_dir: Path, fit: dict) -> None:
+    """fit: best_checkpoint, best_score, epochs, elapsed_s, learning_curve, training (record.training_summary)."""
+    write_json_atomic(Path(run_dir) / FIT_DONE, fit)
 
 
 def clear_run_state(run_dir: Path) -> None:

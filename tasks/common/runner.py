@@ -1,8 +1,10 @@
 """run(cfg): config → trained model → tested best checkpoint → one record in the results store.
 
 Nothing here is task-specific: `cfg.task.datamodule` and `cfg.task.module` are instantiated from their `_target_`.
-Finished runs (record present) are skipped unless `force=true`; interrupted runs resume from last.ckpt.
-Under DDP every rank runs this function; only rank 0 locks, skips, writes markers and the record.
+Finished runs (record present) are skipped unless `force=true`: their recorded metrics are printed as a finished
+run prints them. A run whose config values another experiment already recorded is not retrained: an experiment
+gets a copy of that record (`copied_from`), an ad-hoc command line is shown it. Interrupted runs resume from the
+newest checkpoint that loads (resume.py). Under DDP every rank runs this; only rank 0 locks, skips, writes.
 """
 import inspect
 import logging
@@ -11,11 +13,12 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from . import identity, loggers, record, resume, store
+from . import checks, identity, loggers, record, resume, store
 from .checks import check_run_config
 from .errors import ConfigError
 
@@ -23,7 +26,7 @@ log = logging.getLogger("aaren.harness")
 log.setLevel(logging.INFO)  # the harness's own lines reach train.log even where the root logger is at WARNING
 PATH_KEYS = ("data_root", "output_root", "results_root")
 # Trainer arguments the harness itself sets from the run folder and task.monitor
-RESERVED_TRAINER_KEYS = {"callbacks", "logger", "default_root_dir", "enable_checkpointing"}
+RESERVED_TRAINER_KEYS = {"callbacks", "logger", "default_root_dir", "enable_checkpointing", "plugins"}
 
 
 def prepare_config(cfg: DictConfig, repo_root: Path) -> DictConfig:
@@ -78,17 +81,54 @@ def _add_file_log(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
-    """Train, test and record one run. Returns the record, or None when another process holds the run."""
+def _metrics_line(entry: dict) -> str:
+    """The one line every run ends with: `<run id> [<experiment>] test <metric> <value> ...` (sorted)."""
+    values = "  ".join(f"{name} {'nan' if value is None else f'{value:.6g}'}"
+                       for name, value in sorted(entry["metrics"].items()))
+    return f"run {entry['run_id']} [{entry.get('experiment', identity.ADHOC)}] test {values}"
+
+
+def _recorded(cfg: DictConfig, *, experiment: str, config_hash: str, record_path: Path, rid: str) -> dict | None:
+    """The finished record of this run, or of the same config values under another experiment (copied for an
+    experiment, shown to an ad-hoc run); None when the run has to be trained."""
+    if record_path.is_file():
+        entry = store.read_record(record_path)
+        log.info("%s", _metrics_line(entry))
+        log.info("run %s is finished (recorded %s in %s); skipping (force=true reruns it)", rid,
+                 entry.get("finished_at"), record_path)
+        checks.warn_on_data_drift(cfg, entry, record_path)
+        return entry
+    twin = store.find_by_config_hash(record_path.parent, config_hash)
+    if twin is None:
+        return None
+    twin_path, entry = twin
+    if experiment != identity.ADHOC:
+        entry = {**entry, "run_id": rid, "experiment": experiment, "copied_from": entry["run_id"]}
+        store.write_json_atomic(record_path, entry)
+    log.info("%s", _metrics_line(entry))
+    log.info("run %s: the same config values were recorded by experiment %s (%s in %s)%s; skipping "
+             "(force=true reruns it)", rid, entry.get("experiment", identity.ADHOC) if experiment == identity.ADHOC
+             else twin[1].get("experiment"), entry.get("finished_at"), twin_path,
+             f"; copied to {record_path}" if experiment != identity.ADHOC else "")
+    checks.warn_on_data_drift(cfg, entry, twin_path)
+    return entry
+
+
+def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> dict | None:
+    """Train, test and record one run. Returns the record, or None when another process holds the run.
+
+    `experiment`: the experiment that asks for the run (default: Hydra's `experiment` choice, else "adhoc")."""
     cfg = prepare_config(cfg, repo_root)
+    experiment = experiment or identity.experiment_name()
     is_rank_zero = rank_zero_only.rank == 0
     config_hash = identity.config_hash(cfg)
-    rid = identity.run_id(cfg)
+    rid = identity.run_id_of(model=cfg.model.kind, seed=cfg.seed, experiment=experiment, config_hash=config_hash)
     run_dir = identity.run_dir(cfg, rid)
     record_path = store.record_path(cfg.paths.results_root, cfg.task.name, cfg.dataset.name, rid)
-    if is_rank_zero and record_path.is_file() and not cfg.force:
-        log.info("run %s is finished (%s); skipping (force=true reruns it)", rid, record_path)
-        return store.read_record(record_path)
+    if is_rank_zero and not cfg.force:
+        entry = _recorded(cfg, experiment=experiment, config_hash=config_hash, record_path=record_path, rid=rid)
+        if entry is not None:
+            return entry
     lock = resume.RunLock(run_dir)
     if is_rank_zero:
         try:
@@ -101,10 +141,11 @@ def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
     handler = _add_file_log(run_dir) if is_rank_zero else None
     logger = None
     try:
-        log.info("run %s → %s", rid, run_dir)
+        log.info("run %s [%s] → %s", rid, experiment, run_dir)
         ident = identity.identity_config(cfg)
         if is_rank_zero:
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        torch.set_num_threads(cfg.threads)  # part of the identity: float sums depend on the thread count
         L.seed_everything(cfg.seed, workers=True)
         datamodule = _instantiate(cfg, "task.datamodule")
         module = _instantiate(cfg, "task.module")
@@ -112,22 +153,23 @@ def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
         checkpoint, run_state, callbacks = build_callbacks(cfg, run_dir, kwargs.get("enable_progress_bar", True))
         logger = loggers.build_logger(cfg, rid=rid, run_dir=run_dir, config=ident)
         trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=logger if logger else False,
-                            default_root_dir=str(run_dir))
-        fit = resume.read_fit_done(run_dir)
-        resumed = resume.last_checkpoint(run_dir) is not None
+                            default_root_dir=str(run_dir), plugins=[resume.AtomicCheckpointIO()])
+        fit = resume.read_fit_done(run_dir, move_aside=is_rank_zero)  # every rank reads the same files
+        last = resume.loadable_checkpoint(run_dir, move_aside=is_rank_zero) if fit is None else None
+        resumed = last is not None or fit is not None
         if fit is None:
-            last = resume.last_checkpoint(run_dir)
             if last is not None:
                 log.info("resuming from %s", last)
-            trainer.fit(module, datamodule=datamodule, ckpt_path=last)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=None if last is None else str(last))
             if trainer.interrupted:
                 raise KeyboardInterrupt(f"training of {rid} was interrupted; relaunch to resume")
             best = trainer.strategy.broadcast(checkpoint.best_model_path)
             score = checkpoint.best_model_score
             fit = {"best_checkpoint": best or checkpoint.last_model_path, "epochs": trainer.current_epoch,
-                   "best_score": None if score is None else float(score), "elapsed_s": run_state.elapsed_s()}
+                   "best_score": None if score is None else float(score), "elapsed_s": run_state.elapsed_s(),
+                   "learning_curve": run_state.learning_curve, "training": record.training_summary(trainer)}
             if is_rank_zero:
-                resume.write_fit_done(run_dir, **fit)
+                resume.write_fit_done(run_dir, fit)
         else:
             log.info("training of %s had finished; testing its best checkpoint", rid)
         fit["tested_checkpoint"] = "best" if Path(fit["best_checkpoint"]).name.startswith("best") else "last"
@@ -137,14 +179,15 @@ def run(cfg: DictConfig, *, repo_root: Path) -> dict | None:
         if not trainer.is_global_zero:
             return None
         wall_time = fit["elapsed_s"] + time.monotonic() - test_started  # training (every segment) + test
-        entry = record.build_record(cfg, rid=rid, config_hash=config_hash, identity=ident, metrics=metrics,
-                                    module=module, repo_root=repo_root, wall_time_s=wall_time, resumed=resumed,
-                                    fit=fit, world_size=trainer.world_size)
+        entry = record.build_record(cfg, rid=rid, experiment=experiment, config_hash=config_hash, identity=ident,
+                                    metrics=metrics, module=module, repo_root=repo_root, wall_time_s=wall_time,
+                                    resumed=resumed, fit=fit, world_size=trainer.world_size)
         if callable(getattr(datamodule, "data_fingerprint", None)):  # the file read, where a task names one
             entry["data"] = datamodule.data_fingerprint()
         store.write_json_atomic(record_path, entry)
         loggers.log_record(logger, entry)
-        log.info("run %s done: %s → %s", rid, metrics, record_path)
+        log.info("%s", _metrics_line(entry))
+        log.info("run %s done: recorded in %s", rid, record_path)
         loggers.finish_logger(logger, failed=False)
         return entry
     except BaseException:

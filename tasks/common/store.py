@@ -2,14 +2,19 @@
 
 One file per run makes duplicates impossible (a rerun replaces its own file); each write goes to a temporary
 file in the same folder, is fsynced, then os.replace()d over the target, so a reader (or a kill at any moment)
-sees the old record or the new one, never a torn file.
+sees the old record or the new one, never a torn file. A temporary file a kill left behind is removed by the next
+write to its folder once it is older than STALE_TMP_S (a write takes milliseconds; a younger one may be a live
+writer's, on this host or another one sharing the store).
 """
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 RECORDS = "records"
+TMP_SUFFIX = ".tmp"
+STALE_TMP_S = 600
 
 
 class RecordFormatError(ValueError):
@@ -24,7 +29,8 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
     """Write `payload` as JSON to `path` atomically (tmp file in the same folder + fsync + os.replace)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_tmp_files(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "w") as file:
             json.dump(payload, file, indent=2, sort_keys=True, allow_nan=False)
@@ -46,6 +52,19 @@ def write_json_atomic(path: str | Path, payload: dict) -> Path:
     return path
 
 
+def remove_stale_tmp_files(folder: Path, *, older_than_s: float = STALE_TMP_S) -> list[Path]:
+    """Delete `.<name>.XXXX.tmp` files (left by a kill during a write) older than `older_than_s` seconds."""
+    now, removed = time.time(), []
+    for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another writer cleaned it first
+            pass
+    return removed
+
+
 REQUIRED = ("run_id", "task", "dataset", "model", "seed", "variant", "metrics")
 
 
@@ -65,3 +84,14 @@ def load_records(results_root: str | Path, task: str | None = None) -> list[dict
     """Every record of the store (of one task if given), sorted by path; temporary files are not records."""
     base = Path(results_root) / RECORDS / (task or "")
     return [read_record(path) for path in sorted(base.rglob("*.json")) if not path.name.startswith(".")]
+
+
+def find_by_config_hash(folder: str | Path, config_hash: str) -> tuple[Path, dict] | None:
+    """The first record (by name) in `folder` (one task/dataset) with these config values, any experiment; or None."""
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
+        if path.name.startswith("."):
+            continue
+        record = read_record(path)
+        if record.get("config_hash") == config_hash and "copied_from" not in record:
+            return path, record
+    return None

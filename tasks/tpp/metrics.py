@@ -2,7 +2,7 @@
 
 A "target event" is every event but the first of its sequence: position i's history (events ≤ i) predicts event
 i + 1, so a sequence of N events has N − 1 targets. All times are in the dataset's own unit. Every metric is
-defined by name in conf/task/tpp.yaml (`task.protocol.metrics`), which is recorded with each result.
+defined by name in conf/task/tpp.yaml (`report.metrics`), which is recorded with each result (`report`).
 """
 import math
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -44,12 +45,17 @@ def isolated_torch():
 
 
 def run_in_process(root: Path, overrides: list[str]) -> dict | None:
+    """As `python train.py <overrides>` would: the record's experiment is Hydra's `experiment` choice."""
+    from tasks.common.identity import experiment_name
     from tasks.common.runner import run
 
     logger = [] if any(o.startswith("logger=") for o in overrides) else ["logger=none"]
-    cfg = compose_config([*QUIET, *logger, *path_overrides(root), *overrides])
+    cfg = compose_config([*QUIET, *logger, *path_overrides(root), *overrides], return_hydra_config=True)
+    experiment = experiment_name(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
     with isolated_torch():
-        return run(cfg, repo_root=REPO)
+        return run(cfg, repo_root=REPO, experiment=experiment)
 
 
 def subprocess_env(root: Path, **extra) -> dict:
