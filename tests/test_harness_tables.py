@@ -48,8 +48,12 @@ def test_cells_are_mean_std_n_over_seeds_and_n_counts_against_the_experiments_ow
 
 def test_numbers_keep_the_precision_a_reader_needs():
     assert [tables.fmt_number(v) for v in (0.41234, 6.4743, 35.399, 12595.2, 0.0, 2e-5)] == \
-        ["0.412", "6.47", "35.4", "12,595", "0.000", "2.0e-05"]
-    assert tables.fmt_cell(tables.Cell((35.0, 38.0, 32.0))) == "35.0 ± 3.0 (n=3)"   # std at the mean's precision
+        ["0.412", "6.474", "35.4", "12,595", "0.000", "2.0e-05"]
+    # mean ± std to the std's second significant figure (at most 4 decimals)
+    assert tables.fmt_cell(tables.Cell((35.0, 38.0, 32.0))) == "35.0 ± 3.0 (n=3)"
+    assert tables.fmt_cell(tables.Cell((1.2, 1.2002, 1.1998))) == "1.2000 ± 0.0002 (n=3)"
+    assert tables.fmt_cell(tables.Cell((60000.0, 90000.0))) == "75,000 ± 21,213 (n=2)"
+    assert tables.fmt_cell(tables.Cell((40.0, 60.0))) == "50.0 ± 14.1 (n=2)"       # not "50 ± 14"
 
 
 def test_only_rows_with_runs_by_default_and_the_whole_sweep_with_paper_grid():
@@ -140,7 +144,7 @@ TPP_RUNS = [record("MIMIC", m, 0, {"nll": 1.2, "nll_metatpp": 1.0, "rmse": 0.87,
 BASELINES = {"MIMIC": {"task": "tpp", "dataset": "MIMIC", "variant": {},
                        "baselines": {"repeat_previous_mark": {"accuracy": 0.86},
                                      "train_mean_interevent": {"rmse": 1.0, "rmse_metatpp": 3.0},
-                                     "true_process": {"nll_time": 0.5}}}}
+                                     "true_process": {"nll": 1.0}, "uniform_marks": {"nll_mark": 4.3}}}}
 
 
 def test_tpp_shows_paper_comparable_columns_labelled_and_baseline_rows_that_flag_worse_models():
@@ -151,15 +155,18 @@ def test_tpp_shows_paper_comparable_columns_labelled_and_baseline_rows_that_flag
     assert table.beaten_by(("MIMIC", ()), "accuracy", "aaren") == ["repeat_previous_mark"]   # 0.844 < 0.86
     assert table.beaten_by(("MIMIC", ()), "accuracy", "transformer") == []
     assert table.beaten_by(("MIMIC", ()), "rmse", "aaren") == []                             # 0.87 < 1.0 is better
+    assert table.beaten_by(("MIMIC", ()), "nll", "aaren") == []          # 1.2 > the true 1.0: a bound, not a bar
     markdown = table_render.to_markdown(table)
     assert "| 0.844 (n=1) ⚠ |" in markdown and "| **0.870 (n=1)** |" in markdown
-    assert "| ↳ baseline: repeat previous mark |" in markdown and "true process" not in markdown  # no shown metric
+    assert "| ↳ baseline: repeat previous mark |" in markdown and "| ↳ baseline: true process | 1.000 |" in markdown
+    assert "uniform marks" not in markdown                        # its metric (nll_mark) is not in this table
     lines = markdown.splitlines()
     mimic = next(i for i, line in enumerate(lines) if line.startswith("| MIMIC"))
     assert lines[mimic + 1].startswith("| ↳ baseline: repeat previous mark")      # in the dataset's block
     rows = list(csv.DictReader(io.StringIO(table_render.to_csv(table))))
     assert {(r["model"], r["metric"], r["mean"]) for r in rows if r["model"].startswith("baseline:")} == \
         {("baseline:repeat_previous_mark", "accuracy", "0.86"), ("baseline:train_mean_interevent", "rmse", "1.0"),
+         ("baseline:true_process", "nll", "1.0"),
          ("baseline:train_mean_interevent", "rmse_metatpp", "3.0")}
     assert next(r for r in rows if (r["model"], r["metric"]) == ("aaren", "accuracy"))["worse_than_baseline"] == \
         "repeat_previous_mark"

@@ -44,7 +44,7 @@ def grid(table: Table, bold=lambda text: text, *, extras: bool = True) -> list[l
             for cost in table.spec.costs:
                 values = [table.cost(row, cost, m) for m in MODELS]
                 line.append("—" if all(v is None for v in values) else
-                            _pair(["—" if v is None else fmt_number(v) for v in values]))
+                            _pair(["—" if v is None else _fmt_cost(v) for v in values]))
         lines.append(line)
         for baseline in table.baselines.get(row, []):
             line = [BASELINE_PREFIX + baseline.name.replace("_", " ")]
@@ -63,12 +63,18 @@ def grid(table: Table, bold=lambda text: text, *, extras: bool = True) -> list[l
     return lines
 
 
+def _fmt_cost(value: float) -> str:
+    """Costs to three significant figures or so: 157, 12.8, 1.52, 12,300."""
+    return f"{value:,.{0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2}f}"
+
+
 def _span(values: list[int]) -> str:
     return f"{min(values):,}" if min(values) == max(values) else f"{min(values):,}–{max(values):,}"
 
 
-def facts(table: Table) -> list[str]:
-    """What the numbers are: experiment, protocol differences, model size, data, seeds, runs shown and hidden."""
+def facts(table: Table, *, details: bool = True) -> list[str]:
+    """What the numbers are: experiment, protocol differences, model size, data, seeds, runs shown and hidden;
+    details: also the report node's further prose (left out of README blocks, whose prose says it)."""
     exp, report = table.experiment, dict(table.experiment.report)
     lines = [f"experiment: `{exp.name}` ({exp.file}; rerun: `python train.py -m experiment={exp.name}`), "
              f"task {exp.task}"]
@@ -96,8 +102,14 @@ def facts(table: Table) -> list[str]:
         shown += f"; {len(table.hidden)} older runs of the same cells hidden; `--all` lists them"
     lines.append(shown)
     report.pop("title", None)
-    lines += [f"{key.replace('_', ' ')}: {value}" for key, value in sorted(report.items())]
+    for key, value in sorted(report.items()) if details else ():  # any further prose of the report node, nested maps as sub-items
+        lines.append(f"{key.replace('_', ' ')}: {_prose(value)}" if not isinstance(value, dict) else
+                     f"{key.replace('_', ' ')}:" + "".join(f"\n  - {k}: {_prose(v)}" for k, v in value.items()))
     return lines
+
+
+def _prose(value) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def legend(table: Table) -> str:
@@ -106,16 +118,17 @@ def legend(table: Table) -> str:
             "training length per run and whether early stopping triggered (unknown: the record predates that field)")
     if any(table.baselines.values()):
         text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split "
-                 f"(results/baselines/{table.experiment.task}/), {FLAG} = worse than one of them on that metric")
+                 f"(results/baselines/{table.experiment.task}/), {FLAG} = worse than one of them on that metric "
+                 "(true process: the generating process of a known-truth set, a bound, never flagged)")
     return text + "."
 
 
-def to_markdown(table: Table, *, heading: bool = True, list_hidden: bool = False) -> str:
+def to_markdown(table: Table, *, heading: bool = True, list_hidden: bool = False, details: bool = True) -> str:
     columns = header(table)
     lines = [f"## {table.experiment.name}: {table.spec.title}", ""] if heading else []
     if table.experiment.report.get("title"):
         lines += [str(table.experiment.report["title"]), ""]
-    lines += [f"- {line}" for line in facts(table)] + ["", "| " + " | ".join(columns) + " |",
+    lines += [f"- {line}" for line in facts(table, details=details)] + ["", "| " + " | ".join(columns) + " |",
                                                         "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(line) + " |" for line in grid(table, lambda t: f"**{t}**")]
     lines += ["", legend(table)]

@@ -23,6 +23,9 @@ LOWER_IS_BETTER = {"mse", "mae", "nll", "rmse", "loss"}
 HIGHER_IS_BETTER = {"accuracy", "score"}
 NOT_COMPARED = {"std", "ms", "bytes", "step", "length"}
 UNKNOWN = "unknown"
+# Baselines that bound what a model can reach rather than a bar it must clear (the generating process of a
+# known-truth set): shown as rows, never used to flag a model.
+BOUNDS = {"true_process"}
 
 
 def direction(metric: str) -> str | None:
@@ -139,10 +142,11 @@ class Table:
         return _pick(self.average(metric)[0], metric)
 
     def beaten_by(self, row: Row, metric: str, model: str) -> list[str]:
-        """Names of the sanity baselines of this row that the model's mean is worse than, on this metric."""
+        """Names of the sanity baselines of this row that the model's mean is worse than, on this metric (BOUNDS
+        excluded: no model is expected to beat the true process)."""
         mean = self._mean(row, metric, model)
-        return [] if mean is None else [b.name for b in self.baselines.get(row, [])
-                                        if metric in b.values and worse(mean, b.values[metric], metric)]
+        return [] if mean is None else [b.name for b in self.baselines.get(row, []) if b.name not in BOUNDS
+                                        and metric in b.values and worse(mean, b.values[metric], metric)]
 
     def cost(self, row: Row, cost: Cost, model: str) -> float | None:
         values = [v for v in (_cost_value(r, cost) for r in self.runs(row, model)) if v is not None]
@@ -253,21 +257,34 @@ def select(records: list[dict], where: dict[str, str]) -> list[dict]:
 
 
 def _decimals(value: float) -> int:
-    return 0 if abs(value) >= 1000 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
+    return 0 if abs(value) >= 1000 else 1 if abs(value) >= 10 else 3
+
+
+def _spread_decimals(std: float, mean: float) -> int:
+    """Decimals that show the std with two significant figures (at most 4), never fewer than a mean of that size
+    gets (0 from 1000, 1 from 10, 2 from 1, else 3); a zero std: the mean's own."""
+    if std == 0 or not math.isfinite(std):
+        return _decimals(mean)
+    least = 0 if abs(mean) >= 1000 else 1 if abs(mean) >= 10 else 2 if abs(mean) >= 1 else 3
+    return min(max(1 - math.floor(math.log10(abs(std))), least), 4)
 
 
 def fmt_number(value: float, decimals: int | None = None) -> str:
-    """3 decimals below 1, 2 below 10, 1 up to 1000, then whole numbers with separators; 1e-3 > |value| > 0 as 1.2e-04."""
+    """3 decimals below 10, 1 up to 1000, then whole numbers with separators; 1e-3 > |value| > 0 as 1.2e-04."""
     if decimals is None and value != 0 and abs(value) < 1e-3:
         return f"{value:.1e}"
     return f"{value:,.{_decimals(value) if decimals is None else decimals}f}"
 
 
 def fmt_cell(cell: Cell | None) -> str:
-    """'0.412 ± 0.010 (n=5)' (the std at the mean's precision); 'n=2/3' only when fewer seeds ran than the
-    experiment asked for; '—' when no run exists. Never a made-up number."""
+    """'0.412 ± 0.010 (n=5)': mean and std to the std's second significant figure; 'n=2/3' only when fewer seeds
+    ran than the experiment asked for; '—' when no run exists. Never a made-up number."""
     if cell is None or cell.mean is None:
         return "—"
-    spread = f" ± {fmt_number(cell.std, _decimals(cell.mean))}" if cell.std is not None else ""
+    if cell.std is None:
+        text = fmt_number(cell.mean)
+    else:
+        decimals = _spread_decimals(cell.std, cell.mean)
+        text = f"{fmt_number(cell.mean, decimals)} ± {fmt_number(cell.std, decimals)}"
     seeds = f"{cell.n}/{cell.expected}" if cell.expected and cell.n < cell.expected else f"{cell.n}"
-    return f"{fmt_number(cell.mean)}{spread} (n={seeds})"
+    return f"{text} (n={seeds})"
