@@ -133,6 +133,7 @@ def test_convergence_column_from_the_training_block():
     assert tables.convergence([runs[1]], "epochs") == "5 ep (stopped early: no)"
     assert tables.convergence([runs[1]], "updates") == "500 updates (limit reached)"
     assert tables.convergence(RECORDS[:1], "epochs") == "unknown"                  # old record: no training block
+    assert tables.convergence([], "epochs") == "—"
     assert tables.convergence([dict(RECORDS[0], training={"epochs": None})], "epochs") == "unknown"
     assert "| both: unknown |" in table_render.to_markdown(tables.build_table(GRID, RECORDS))
 

@@ -81,7 +81,7 @@ def write_curves(table: Table, out_dir: Path, *, write=lambda path, save: save(p
         if not metrics:
             continue
         plt = _pyplot()
-        figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+        figure, axes = plt.subplots(1, len(metrics), figsize=(max(6.0, 4 * len(metrics)), 3.2), squeeze=False)
         x_label = "update" if table.spec.progress == "updates" else "step"
         for axis, metric in zip(axes[0], metrics):
             for model in MODELS:

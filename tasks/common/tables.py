@@ -177,10 +177,12 @@ def _span(values: list[int]) -> str:
 
 def convergence(runs: list[dict], progress: str) -> str:
     """'5 ep (stopped early: no)', '4–6 ep (stopped early: 2/3)', '20000 updates (limit reached)'; 'unknown'
-    when a run has no `training` block (records older than the learning-curve change)."""
+    when a run has no `training` block (records older than the learning-curve change); '—' without runs."""
     blocks = [r.get("training") or {} for r in runs]  # a run's counts: {"epochs", "steps", "stopped_early", ...}
     unit, count = ("updates", "steps") if progress == "updates" else ("ep", "epochs")
-    if not runs or any(not isinstance(b.get(count), int) or b.get("stopped_early") is None for b in blocks):
+    if not runs:
+        return "—"
+    if any(not isinstance(b.get(count), int) or b.get("stopped_early") is None for b in blocks):
         return UNKNOWN
     early = sum(bool(b["stopped_early"]) for b in blocks)
     stopped = "yes" if early == len(blocks) else "no" if early == 0 else f"{early}/{len(blocks)}"
