@@ -144,6 +144,14 @@ def test_readme_blocks_are_written_between_markers_and_check_reports_drift(tmp_p
     assert table_build.check(results, CONF, root) == [table, readme]    # a new record: both drifted
 
 
+def test_a_block_can_filter_the_records_it_shows(tmp_path):
+    write(tmp_path, [record("cpu/forecasting_horizons", "ETTh1", "aaren", s, 0.4 + s) for s in range(2)])
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- tables:begin cpu/forecasting_horizons where=seed=1 -->\n<!-- tables:end -->\n")
+    table_build.update_readmes(tmp_path, tmp_path, CONF)
+    assert "| 1.400 (n=1/3) |" in readme.read_text() and "0.400" not in readme.read_text()
+
+
 def test_a_block_with_a_malformed_argument_is_named(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- tables:begin cpu/rl seed=0 -->\n<!-- tables:end -->\n")
