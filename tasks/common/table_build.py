@@ -83,7 +83,7 @@ def write_outputs(built: list[tables.Table], results_root: Path, *, list_hidden:
         written.append(write_text(base.with_suffix(".md"), table_render.to_markdown(table, list_hidden=list_hidden)))
         written.append(write_text(base.with_suffix(".tex"), table_render.to_latex(table)))
         written.append(write_text(base.with_suffix(".csv"), table_render.to_csv(table)))
-        if any(True for _ in table.cells):
+        if table.cells:
             written.append(_atomic(base.with_suffix(".png"), lambda tmp, t=table: table_plots.to_png(t, tmp)))
         written += table_plots.write_curves(table, curve_dir, write=_atomic)
     if prune:

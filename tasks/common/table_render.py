@@ -117,7 +117,8 @@ def legend(table: Table) -> str:
             "better model; Average = mean over rows where both models have runs; — = no run; convergence = "
             "training length per run and whether early stopping triggered (unknown: the record predates that field)")
     if any(table.baselines.values()):
-        text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split "
+        text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split, one value per "
+                 "metric in its first column "
                  f"(results/baselines/{table.experiment.task}/), {FLAG} = worse than one of them on that metric "
                  "(true process: the generating process of a known-truth set, a bound, never flagged)")
     return text + "."
