@@ -2,7 +2,7 @@
 
     python scripts/migrate_records.py [--results-root results] [--dry-run]
 
-Per record: `experiment` from the old hand-written profile label (EXPERIMENT_OF below), the stored config
+Per record: `experiment` from the old hand-written profile label (`experiment_of` below), the stored config
 rewritten as today's code computes a run's identity (no `task.profile` / `protocol.profile`; protocol prose
 moved to the record's `report`; `threads` from the thread count the run recorded; constructor defaults dropped),
 then `config_hash` and `run_id` recomputed and the file renamed. Metrics, and every other field, are never

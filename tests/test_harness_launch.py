@@ -75,3 +75,34 @@ def test_wandb_offline_writes_its_run_files_and_metrics_table(tmp_path, monkeypa
     [run] = list((tmp_path / "outputs").rglob(f"offline-run-*-{record['run_id']}"))
     assert (run / f"run-{record['run_id']}.wandb").stat().st_size > 0
     assert list((run / "files" / "media" / "table").glob("test_metrics_*.table.json"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited; only its exit status is left to reap
+
+
+@pytest.mark.slow  # two loky workers importing torch: ~30 s on the shared 2-core box
+def test_killing_a_local_parallel_sweep_stops_its_workers(tmp_path):
+    proc = subprocess.Popen(train_command("-m", "task=toy", "logger=none", "task.trainer.max_epochs=50",
+                                          "task.patience=null", "seed=0,1", "hydra/launcher=local_parallel"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=subprocess_env(tmp_path, HARNESS_TOY_STEP_DELAY_S=0.2))
+    deadline, workers = time.monotonic() + 240, set()
+    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+        for lock in (tmp_path / "outputs").rglob(".lock"):
+            text = lock.read_text().strip()
+            if text.startswith("pid ") and (tmp_path / "outputs").exists():
+                workers.add(int(text.split()[1]))
+        time.sleep(0.2)
+    assert len(workers) == 2 and proc.poll() is None, "the sweep did not start two runs"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a sweep worker kept running after its parent was killed"
+    assert records(tmp_path) == []

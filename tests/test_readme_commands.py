@@ -1,6 +1,12 @@
 """The README's two fresh-machine commands are the contract CI runs: install + main job, and the test command."""
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,3 +27,22 @@ def test_readme_has_two_commands_and_ci_runs_them():
     test_command = run_tests.split("&&")[-1].strip()
     assert ci[-1] == test_command == "python -m pytest"
     assert "set -euo pipefail" in ci                                          # any failing step fails CI
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="needs a git checkout")
+def test_main_command_on_a_fresh_clone_prints_the_recorded_test_metrics(tmp_path):
+    """`python train.py task=forecasting model=aaren` in a fresh clone (of the committed HEAD): its config values
+    are a committed run of experiment cpu/forecasting_horizons, so it prints that run's MSE/MAE, where and when
+    they were recorded and how to rerun, trains nothing and leaves the clone unchanged (as README.md says)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AAREN_", "PYTHONPATH"))}
+    out = subprocess.run([sys.executable, "train.py", "task=forecasting", "model=aaren"], cwd=clone,
+                         env={**env, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}, capture_output=True,
+                         text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert re.search(r"\[cpu/forecasting_horizons\] test mae \d\.\d+  mse \d\.\d+", text), text[-3000:]
+    assert "recorded by experiment cpu/forecasting_horizons" in text and "force=true reruns it" in text
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True)
+    assert status.stdout == "" and not (clone / "outputs" / "runs").exists()

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 TABLE_COLUMNS = ["task", "dataset", "variant", "model", "seed", "metric", "value"]
 
 
-def build_logger(cfg: DictConfig, *, rid: str, run_dir: Path, config: dict) -> Logger | None:
+def build_logger(cfg: DictConfig, *, rid: str, run_dir: Path, config: dict, experiment: str) -> Logger | None:
     kind = cfg.logger.kind
     if kind == "none":
         return None
@@ -16,8 +16,8 @@ def build_logger(cfg: DictConfig, *, rid: str, run_dir: Path, config: dict) -> L
     # wandb: one W&B run per harness run (id = run id, so a resumed run continues it), grouped per (task, dataset)
     return WandbLogger(project=cfg.logger.project, entity=cfg.logger.entity, name=rid, id=rid,
                        group=f"{cfg.task.name}/{cfg.dataset.name}", job_type=cfg.model.kind,
-                       tags=[cfg.task.name, cfg.dataset.name, cfg.model.kind, *cfg.logger.tags],
-                       save_dir=str(run_dir), mode=cfg.logger.mode, config=config)
+                       tags=[experiment, cfg.task.name, cfg.dataset.name, cfg.model.kind, *cfg.logger.tags],
+                       save_dir=str(run_dir), mode=cfg.logger.mode, config={**config, "experiment": experiment})
 
 
 def log_record(logger: Logger | None, record: dict) -> None:

@@ -29,6 +29,12 @@ def collect_test_metrics(results: list[dict]) -> dict:
     return metrics
 
 
+def report_of(cfg: DictConfig) -> dict | None:
+    """The `report:` prose of task + experiment (recorded, not hashed)."""
+    node = OmegaConf.select(cfg, "report")
+    return None if node is None else OmegaConf.to_container(node, resolve=True)
+
+
 def training_summary(trainer) -> dict:
     """How training ended: early stopping triggered, or the epoch / update limit reached (either = converged)."""
     epochs, steps = int(trainer.current_epoch), int(trainer.global_step)
@@ -62,7 +68,7 @@ def build_record(cfg: DictConfig, *, rid: str, experiment: str, config_hash: str
         "epochs_trained": fit["epochs"],
         "learning_curve": fit.get("learning_curve", []),
         "training": fit.get("training"),
-        "report": OmegaConf.to_container(cfg.report, resolve=True) if OmegaConf.select(cfg, "report") else None,
+        "report": report_of(cfg),
         "tested_checkpoint": fit["tested_checkpoint"],
         "n_parameters": sum(p.numel() for p in parameters),
         "n_trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),

@@ -9,8 +9,10 @@ import fcntl
 import json
 import logging
 import math
+import multiprocessing
 import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +64,28 @@ class RunLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def exit_with_parent(poll_s: float = 0.5) -> bool:
+    """In a worker process of a multiprocessing pool (hydra/launcher=local_parallel: joblib's loky workers), exit
+    as soon as the parent dies (the worker is re-parented: its parent pid changes), instead of training on as an
+    orphan. A plain `python train.py` is not a pool worker and is left alone (nohup keeps working). Its run folder
+    keeps the last atomic checkpoint: relaunching the sweep resumes it. True when the watch was started."""
+    if multiprocessing.parent_process() is None or getattr(exit_with_parent, "started", False):
+        return False
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        log.warning("parent process %s died; sweep worker %s exits (relaunch the sweep to resume)", parent,
+                    os.getpid())
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    exit_with_parent.started = True
+    return True
 
 
 class RunStateCallback(L.Callback):

@@ -101,15 +101,16 @@ def _recorded(cfg: DictConfig, *, experiment: str, config_hash: str, record_path
     twin = store.find_by_config_hash(record_path.parent, config_hash)
     if twin is None:
         return None
-    twin_path, entry = twin
-    if experiment != identity.ADHOC:
-        entry = {**entry, "run_id": rid, "experiment": experiment, "copied_from": entry["run_id"]}
+    twin_path, source = twin
+    entry = source
+    if experiment != identity.ADHOC:  # the experiment's own table needs its own record of the cell
+        entry = {**source, "run_id": rid, "experiment": experiment, "copied_from": source["run_id"],
+                 "report": record.report_of(cfg)}
         store.write_json_atomic(record_path, entry)
     log.info("%s", _metrics_line(entry))
     log.info("run %s: the same config values were recorded by experiment %s (%s in %s)%s; skipping "
-             "(force=true reruns it)", rid, entry.get("experiment", identity.ADHOC) if experiment == identity.ADHOC
-             else twin[1].get("experiment"), entry.get("finished_at"), twin_path,
-             f"; copied to {record_path}" if experiment != identity.ADHOC else "")
+             "(force=true reruns it)", rid, source.get("experiment", identity.ADHOC), source.get("finished_at"),
+             twin_path, "" if entry is source else f"; copied to {record_path}")
     checks.warn_on_data_drift(cfg, entry, twin_path)
     return entry
 
@@ -119,6 +120,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
 
     `experiment`: the experiment that asks for the run (default: Hydra's `experiment` choice, else "adhoc")."""
     cfg = prepare_config(cfg, repo_root)
+    resume.exit_with_parent()  # a sweep worker stops with its parent
     experiment = experiment or identity.experiment_name()
     is_rank_zero = rank_zero_only.rank == 0
     config_hash = identity.config_hash(cfg)
@@ -151,7 +153,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
         module = _instantiate(cfg, "task.module")
         kwargs = trainer_kwargs(cfg)
         checkpoint, run_state, callbacks = build_callbacks(cfg, run_dir, kwargs.get("enable_progress_bar", True))
-        logger = loggers.build_logger(cfg, rid=rid, run_dir=run_dir, config=ident)
+        logger = loggers.build_logger(cfg, rid=rid, run_dir=run_dir, config=ident, experiment=experiment)
         trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=logger if logger else False,
                             default_root_dir=str(run_dir), plugins=[resume.AtomicCheckpointIO()])
         fit = resume.read_fit_done(run_dir, move_aside=is_rank_zero)  # every rank reads the same files

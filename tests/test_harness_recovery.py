@@ -1,0 +1,120 @@
+"""Files a kill or a full disk leaves behind never block a run: corrupt checkpoints and fit markers are moved aside
+(the warning names the file) and the run resumes from the newest checkpoint that loads, ending with one record;
+checkpoint writes are atomic; stale record temporaries are cleaned; bad lengths and batch sizes are ConfigErrors."""
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tasks.common import resume, store  # noqa: E402
+from tasks.common.checks import check_run_config  # noqa: E402
+from tasks.common.errors import ConfigError  # noqa: E402
+from tests.harness_toy.helpers import compose_config, records, run_in_process  # noqa: E402
+
+TOY = ["task=toy", "task.trainer.max_epochs=2", "task.patience=null"]
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    [folder] = (tmp_path / "outputs" / "runs" / "toy" / "toy_sine").iterdir()
+    return folder
+
+
+def _interrupted_run(tmp_path: Path) -> tuple[dict, Path]:
+    """A finished run with its record and fit marker removed: a relaunch has to resume from its checkpoints."""
+    first = run_in_process(tmp_path, TOY)
+    for path in records(tmp_path):
+        path.unlink()
+    run_dir = _run_dir(tmp_path)
+    (run_dir / resume.FIT_DONE).unlink()
+    return first, run_dir
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated"])
+def test_corrupt_last_checkpoint_is_moved_aside_and_the_run_ends_with_one_record(tmp_path, caplog, damage):
+    first, run_dir = _interrupted_run(tmp_path)
+    last = run_dir / resume.LAST_CHECKPOINT
+    last.write_bytes(damage)  # a kill during the write (0 bytes) or a full disk (a torn zip)
+    with caplog.at_level(logging.WARNING, logger="aaren.harness"):
+        again = run_in_process(tmp_path, TOY)
+    assert f"checkpoint {last} cannot be loaded" in caplog.text
+    assert list((run_dir / resume.CORRUPT).glob("last.ckpt.*"))
+    assert again["metrics"] == first["metrics"] and len(records(tmp_path)) == 1
+
+
+def test_corrupt_fit_marker_is_moved_aside(tmp_path, caplog):
+    first, run_dir = _interrupted_run(tmp_path)
+    (run_dir / resume.FIT_DONE).write_text("{")
+    with caplog.at_level(logging.WARNING, logger="aaren.harness"):
+        again = run_in_process(tmp_path, TOY)
+    assert f"fit marker {run_dir / resume.FIT_DONE} is unreadable" in caplog.text
+    assert again["metrics"] == first["metrics"] and len(records(tmp_path)) == 1
+
+
+def test_corrupt_best_checkpoint_trains_again_from_scratch(tmp_path, caplog):
+    first = run_in_process(tmp_path, TOY)
+    for path in records(tmp_path):
+        path.unlink()
+    run_dir = _run_dir(tmp_path)
+    [best] = (run_dir / "checkpoints").glob("best-*.ckpt")
+    best.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="aaren.harness"):
+        again = run_in_process(tmp_path, TOY)
+    assert f"names best checkpoint {best}, which cannot be loaded" in caplog.text
+    assert again["metrics"] == first["metrics"] and len(records(tmp_path)) == 1
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    io = resume.AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1}, path)
+
+    def killed(obj, file, *args, **kwargs):
+        file.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume.torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def test_stale_temporary_records_are_removed_by_the_next_write(tmp_path):
+    folder = tmp_path / "records" / "toy" / "toy_sine"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".aaren_s0_x.json.ab12cd.tmp", folder / ".aaren_s1_x.json.ef34gh.tmp"
+    stale.write_text("{")
+    fresh.write_text("{")
+    old = time.time() - store.STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    store.write_json_atomic(folder / "aaren_s2_x.json", {"ok": 1})
+    assert not stale.exists() and fresh.exists()  # a young one may be a live writer's
+
+
+def test_temporary_files_are_git_ignored():
+    assert ".*.tmp" in (REPO / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize("override,key", [
+    ("task.trainer.max_epochs=0", "task.trainer.max_epochs"),
+    ("task.trainer.max_epochs=-2", "task.trainer.max_epochs"),
+    ("+task.trainer.max_steps=0", "task.trainer.max_steps"),
+    ("task.datamodule.batch_size=0", "task.datamodule.batch_size"),
+    ("task.datamodule.batch_size=-4", "task.datamodule.batch_size"), ("threads=0", "threads"),
+])
+def test_zero_lengths_and_batch_sizes_are_config_errors_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        check_run_config(compose_config(["task=toy", override]))
+
+
+def test_eval_batch_size_is_checked_where_a_task_has_one():
+    with pytest.raises(ConfigError, match="'task.datamodule.eval_batch_size'"):
+        check_run_config(compose_config(["task=tpp", "task.datamodule.eval_batch_size=0"]))
