@@ -46,9 +46,20 @@ class KVCache:
     @classmethod
     def from_tokens(cls, k: Tensor, v: Tensor, valid: Tensor, *, initial_capacity: int = INITIAL_CAPACITY):
         """A cache holding k, v (B, H, T, Dh), valid (B, T), in the buffers streaming T tokens would have grown."""
-        b, h, _, d = k.shape
-        empty = cls(batch_size=b, n_heads=h, head_dim=d, device=k.device, dtype=k.dtype, capacity=initial_capacity)
-        return empty.extend(k, v, valid)
+        b, h, t, d = k.shape
+        capacity = cls.capacity_for(t, initial=initial_capacity)
+        return cls(batch_size=b, n_heads=h, head_dim=d, device=k.device, dtype=k.dtype, capacity=capacity).extend(
+            k, v, valid)
+
+    @classmethod
+    def from_buffers(cls, k: Tensor, v: Tensor, valid: Tensor, *, length: int):
+        """Wrap buffers k, v (B, H, capacity, Dh), valid (B, capacity) whose first `length` slots hold tokens (no
+        copy; the cache owns the rest). E.g. a cache filled to some length for a benchmark, without a copy."""
+        if not 0 <= length <= k.shape[2]:
+            raise ValueError(f"KVCache.from_buffers: length {length} not in [0, capacity {k.shape[2]}]")
+        cache = object.__new__(cls)
+        cache._buffers, cache.length = _Buffers(k, v, valid, length), length
+        return cache
 
     # the buffers, for code that sizes or exports the cache; `view()` is what a reader wants
     k = property(lambda self: self._buffers.k)
@@ -62,7 +73,7 @@ class KVCache:
     dtype = property(lambda self: self._buffers.k.dtype)
 
     def _new(self, buffers: _Buffers, length: int) -> "KVCache":
-        cache = object.__new__(KVCache)
+        cache = object.__new__(type(self))
         cache._buffers, cache.length = buffers, length
         return cache
 
