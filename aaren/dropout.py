@@ -45,7 +45,8 @@ class FastDropout(nn.Module):
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
         keep, p_eff = keep_mask(x.shape, self.p, device=x.device)
-        return x.mul(keep).mul_(1.0 / (1.0 - p_eff))  # autograd saves only the bool mask
+        scale = 1.0 / (1.0 - p_eff) if p_eff < 1.0 else 0.0  # p_eff = 1 only for p within 2^-33 of 1
+        return x.mul(keep).mul_(scale)  # autograd saves only the bool mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
