@@ -213,3 +213,12 @@ def test_step_works_on_a_model_built_under_inference_mode():
             y_t, state = model.step(x[:, t], state)
             outs.append(y_t)
         torch.testing.assert_close(torch.stack(outs, 1), model(x))
+
+
+def test_aaren_key_bias_has_no_effect():
+    # documented in Aaren's docstring: b_k shifts all of a head's scores by b_k·q/√d, which softmax ignores
+    model = _backbone("aaren", dropout=0.0)
+    x = torch.randn(2, 9, 32, dtype=torch.float64)
+    model(x).sin().sum().backward()
+    attention = model.blocks[0].attention
+    assert attention.k_proj.bias.grad.abs().max() < 1e-12 < attention.k_proj.weight.grad.abs().max()
