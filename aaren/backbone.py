@@ -1,4 +1,5 @@
 """Backbone: a stack of AarenBlocks or TransformerBlocks with one interface for training and streaming."""
+import torch
 from torch import Tensor, nn
 
 from .attention import expand_padding_mask
@@ -105,3 +106,19 @@ def state_detach(state):
     """A Backbone state (list of ScanStates / KVCaches) without autograd history: same values, shared memory."""
     return [layer.detach() if isinstance(layer, KVCache) else ScanState(*(t.detach() for t in layer))
             for layer in state]
+
+
+def state_reset(state, streams: Tensor) -> list:
+    """A Backbone state in which the streams where `streams` (B,) bool is True start over (as from init_state);
+    the others keep their history. E.g. the episodes that ended in a batch of environments."""
+    if not isinstance(streams, Tensor) or streams.dtype != torch.bool or streams.dim() != 1:
+        raise ValueError(f"state_reset: streams must be a (B,) bool tensor, True = start over; got {_shape(streams)}")
+    out = []
+    for layer in state:
+        if isinstance(layer, KVCache):
+            out.append(layer.reset_streams(streams))
+            continue
+        reset = streams.view(-1, *[1] * (layer.m.dim() - 1))  # (B, 1): over the heads
+        out.append(ScanState(torch.where(reset, float("-inf"), layer.m), torch.where(reset, 0.0, layer.c),
+                             torch.where(reset[..., None], 0.0, layer.a)))  # the identity (−inf, 0, 0)
+    return out

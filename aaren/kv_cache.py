@@ -106,6 +106,13 @@ class KVCache:
         t, b = self.length, self._buffers
         return b.k[:, :, :t], b.v[:, :, :t], b.valid[:, :t]
 
+    def reset_streams(self, streams: Tensor) -> "KVCache":
+        """streams (B,) bool, True = start over: a new cache in which those streams have seen no token yet (their
+        slots are marked padded; attention has no positions, so that equals a fresh stream). Copies on next append."""
+        b = self._buffers
+        valid = b.valid.masked_fill(streams[:, None], False)
+        return self._new(_Buffers(b.k, b.v, valid, written=-1), self.length)
+
     def detach(self) -> "KVCache":
         """The same tokens without autograd history (shares memory, like Tensor.detach)."""
         b = self._buffers

@@ -136,3 +136,15 @@ def test_state_detach_cuts_the_history_of_both_kinds():
         assert all(not t.requires_grad for layer in detached for t in _tensors(layer))
         y, _ = model.step(torch.randn(2, 32, dtype=torch.float64), detached)
         assert y.requires_grad
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_reset_starts_the_chosen_streams_over(kind):
+    model = _backbone(kind)
+    x = torch.randn(3, 12, 32, dtype=torch.float64)
+    with torch.no_grad():
+        _, state = model(x[:, :7], return_state=True)
+        state = aaren.state_reset(state, torch.tensor([True, False, True]))
+        y, _ = _stream(model, x[:, 7:], state)
+    torch.testing.assert_close(y[[0, 2]], model(x[[0, 2], 7:]))  # as if they began at token 7
+    torch.testing.assert_close(y[1], model(x[1:2])[0, 7:])  # the other one kept its history
