@@ -203,9 +203,7 @@ class CausalSelfAttention(_Projections):
         if not return_state:
             return y
         valid = torch.ones(b, n, dtype=torch.bool, device=x.device) if mask is None else mask
-        if state is None:
-            state = self.init_state(b, device=x.device, dtype=dtype)
-        return y, state.extend(k, v, valid)
+        return y, KVCache.from_tokens(k, v, valid) if state is None else state.extend(k, v, valid)
 
     def init_state(self, batch_size: int, *, device=None, dtype=torch.float32) -> KVCache:
         return KVCache(batch_size=batch_size, n_heads=self.n_heads, head_dim=self.head_dim, device=device,

@@ -27,7 +27,9 @@ class Backbone(nn.Module):
     States are values, for both kinds: forward/step return a new state and never change the one given, so a state
     can be reused (branching, beam search) and stepped under autograd. A KV cache appends in place only while no
     other state derived from the same one has (copy-on-write, see aaren.KVCache), so a linear stream stays
-    amortised O(1) per token. `state_detach(state)` cuts the autograd history (truncated backprop through time).
+    amortised O(1) per token (under autograd, with keys that require grad, it concatenates instead: stream under
+    torch.no_grad() / inference_mode when no gradient is wanted). `state_detach(state)` cuts the autograd history
+    (truncated backprop through time); `state_reset(state, streams)` starts some streams over.
     """
 
     def __init__(self, *, kind: str, d_model: int, n_layers: int, n_heads: int, d_ff: int, dropout: float = 0.1,
