@@ -44,6 +44,10 @@ def test_step_rejects_a_state_that_does_not_fit(kind):
         model.step(x_t, wide)
     with pytest.raises(ValueError, match="state must be a list"):
         model.step(x_t, None)
+    on_meta = [aaren.KVCache(batch_size=4, n_heads=4, head_dim=8, device="meta", dtype=torch.float64)
+               if kind == "transformer" else aaren.ScanState(*(t.to("meta") for t in layer)) for layer in state]
+    with pytest.raises(ValueError, match="layer 0.*is on meta, the input on cpu"):
+        model.step(x_t, on_meta)
     with pytest.raises(ValueError, match="layer 1"):
         model(x_t[:, None], state=[state[0], state[1].view() if kind == "transformer" else state[1][:2]])
 
@@ -101,14 +105,21 @@ def test_step_under_autograd_equals_the_parallel_gradients(kind):
     model = _backbone(kind)
     x = torch.randn(2, 6, 32, dtype=torch.float64)
     grads = []
-    for streaming in (False, True):
+    for mode in ("forward", "step", "prefill+step"):
         model.zero_grad()
-        y = _stream(model, x, model.init_state(2))[0] if streaming else model(x)
+        if mode == "forward":
+            y = model(x)
+        elif mode == "step":
+            y = _stream(model, x, model.init_state(2))[0]
+        else:  # gradients flow through the prefill's state into the steps
+            y1, state = model(x[:, :4], return_state=True)
+            y = torch.cat([y1, _stream(model, x[:, 4:], state)[0]], 1)
         y.sin().sum().backward()  # the Transformer's in-place cache used to raise here
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys()
-    for name, g in grads[0].items():
-        torch.testing.assert_close(grads[1][name], g, msg=name)
+    for other in grads[1:]:
+        assert other.keys() == grads[0].keys()
+        for name, g in grads[0].items():
+            torch.testing.assert_close(other[name], g, msg=name)
 
 
 def test_kv_cache_appends_in_place_on_a_linear_stream_and_copies_for_a_branch():
