@@ -34,16 +34,16 @@ def expand_padding_mask(mask: Tensor | None, shape: tuple, *, name: str, where: 
 
 
 def fp32_core(x: Tensor):
-    """The context the attention core (scores, scan / SDPA) runs in: autocast off on CPU.
+    """(context, cast) for the attention core (scores, scan / SDPA): on CPU under autocast, autocast off and fp32.
 
     Under torch.autocast("cpu", bf16) the projections run in bf16, but PyTorch's CPU SDPA in bf16 is 2-6x slower
     than fp32 at head sizes 16-64, and bf16 scores (8-bit mantissa) would shift the exp() weights by up to ~1 %;
-    so on CPU both kinds cast the core's inputs to the parameters' dtype and run it with autocast disabled. On
-    GPUs autocast is left alone (FlashAttention in bf16 is the fast path there).
+    so on CPU both kinds cast the core's inputs to fp32 and run it with autocast disabled. Elsewhere nothing
+    changes (on GPUs FlashAttention in bf16 is the fast path).
     """
     if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        return torch.autocast("cpu", enabled=False)
-    return contextlib.nullcontext()
+        return torch.autocast("cpu", enabled=False), Tensor.float
+    return contextlib.nullcontext(), _same
 
 
 class _Projections(nn.Module):
@@ -128,9 +128,10 @@ class Aaren(_Projections):
                 return_state: bool = False):
         mask = expand_padding_mask(padding_mask, x.shape[:2], name="padding_mask", where="Aaren")
         v = self.heads(self.v_proj(x))  # (B, N, H, Dh); bf16 under autocast
-        with fp32_core(x):
+        core, cast = fp32_core(x)
+        with core:
             u, beta = self._score_weights()
-            s = F.linear(x.to(u.dtype), u, beta)  # (B, N, H)   s_i = q·k_i/√d, in fp32 under CPU autocast
+            s = F.linear(cast(x), u, beta)  # (B, N, H)   s_i = q·k_i/√d, in fp32 under CPU autocast
             mask = None if mask is None else mask.unsqueeze(1).expand(-1, self.n_heads, -1)  # (B, H, N)
             kwargs = {"state": state, "return_state": True} if state is not None or return_state else {}
             out = scan(s.transpose(1, 2), v.transpose(1, 2), mask, backend=self.backend,
@@ -154,9 +155,10 @@ class Aaren(_Projections):
         return _device_dtype_problem(state, device=device, dtype=accumulation_dtype(dtype))
 
     def step(self, x_t: Tensor, state: ScanState, mask_t: Tensor | None = None):
-        with fp32_core(x_t):
+        core, cast = fp32_core(x_t)
+        with core:
             weight, bias = self._step_weights()
-            x_t = x_t.to(weight.dtype)
+            x_t = cast(x_t)
             sv = x_t @ weight if bias is None else torch.addmm(bias, x_t, weight)  # (B, H + D)
             s, v = sv[:, :self.n_heads], self.heads(sv[:, self.n_heads:])  # (B, H), (B, H, Dh)
             mask = None if mask_t is None else mask_t.unsqueeze(-1).expand_as(s)
@@ -182,9 +184,9 @@ class CausalSelfAttention(_Projections):
         b, n = x.shape[:2]
         mask = expand_padding_mask(padding_mask, (b, n), name="padding_mask", where="CausalSelfAttention")
         q, k, v = self._qkv(x)  # (B, H, N, Dh); bf16 under autocast
-        with fp32_core(x):
-            dtype = self.q_proj.weight.dtype
-            q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        core, cast = fp32_core(x)
+        with core:
+            q, k, v = cast(q), cast(k), cast(v)
             if mask is None and state is None:
                 o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             else:
@@ -203,7 +205,10 @@ class CausalSelfAttention(_Projections):
         if not return_state:
             return y
         valid = torch.ones(b, n, dtype=torch.bool, device=x.device) if mask is None else mask
-        return y, KVCache.from_tokens(k, v, valid) if state is None else state.extend(k, v, valid)
+        if state is None:  # a cache in the parameters' dtype, as init_state makes (also under GPU autocast)
+            dtype = self.k_proj.weight.dtype
+            return y, KVCache.from_tokens(k.to(dtype), v.to(dtype), valid)
+        return y, state.extend(k, v, valid)
 
     def init_state(self, batch_size: int, *, device=None, dtype=torch.float32) -> KVCache:
         return KVCache(batch_size=batch_size, n_heads=self.n_heads, head_dim=self.head_dim, device=device,
@@ -221,13 +226,18 @@ class CausalSelfAttention(_Projections):
     def step(self, x_t: Tensor, cache: KVCache, mask_t: Tensor | None = None):
         q, k, v = self._qkv(x_t.unsqueeze(1))  # (B, H, 1, Dh)
         valid_t = torch.ones(x_t.shape[0], dtype=torch.bool, device=x_t.device) if mask_t is None else mask_t
-        with fp32_core(x_t):
+        core, cast = fp32_core(x_t)
+        with core:
             cache = cache.append(k[:, :, 0], v[:, :, 0], valid_t)  # a new cache; the given one is unchanged
             keys, values, valid = cache.view()
             allowed = valid.clone()
             allowed[:, -1] = True  # the current token always sees itself, as in forward
-            o = F.scaled_dot_product_attention(q.to(keys.dtype), keys, values, attn_mask=allowed[:, None, None, :])
+            o = F.scaled_dot_product_attention(cast(q), keys, values, attn_mask=allowed[:, None, None, :])
         return self.out_proj(o[:, :, 0].flatten(-2)), cache
+
+
+def _same(x: Tensor) -> Tensor:
+    return x
 
 
 def _device_dtype_problem(state, *, device, dtype) -> str | None:
