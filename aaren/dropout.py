@@ -10,7 +10,8 @@ two 32-bit (or four 16-bit) uniform integers u, and an element is kept iff u ≥
 (|ΔP| ≤ 1.2e-10: finer than the 2^-24 grid of torch's fp32 uniforms). Full-range draws matter: `random_()`
 without bounds gives 63 bits, and slicing those into lanes biases the top one (a prototype slicing an int64
 into 8 byte thresholds kept 0.886 instead of 0.9). Kept elements are scaled by 1/(1 − p_eff), p_eff = t / 2^bits,
-so E[output] = input exactly. Eval mode and p = 0: identity. On other devices it is F.dropout (the fused GPU
+so E[output] = input exactly (in fp32/fp64; a bf16/fp16 mask holds the scale rounded to that dtype, as
+nn.Dropout's does). Eval mode and p = 0: identity. On other devices it is F.dropout (the fused GPU
 kernel is already cheap). It draws from torch's default generator: torch.manual_seed reproduces it.
 """
 import torch
@@ -46,7 +47,8 @@ class FastDropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         keep, p_eff = keep_mask(x.shape, self.p, device=x.device)
         scale = 1.0 / (1.0 - p_eff) if p_eff < 1.0 else 0.0  # p_eff = 1 only for p within 2^-33 of 1
-        return x.mul(keep).mul_(scale)  # autograd saves only the bool mask
+        mask = torch.where(keep, x.new_tensor(scale), x.new_tensor(0.0))  # 0 or 1/(1 − p_eff), in x's dtype
+        return x * mask  # backward is one pass, grad · mask (nn.Dropout on CPU saves such a mask too)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
