@@ -15,7 +15,8 @@ INITIAL_CAPACITY = 16
 
 
 class _Buffers:
-    """k, v (B, H, capacity, Dh), valid (B, capacity) bool, and how many slots some cache has written."""
+    """k, v (B, H, capacity, Dh), valid (B, capacity) bool, and how many slots some cache has written (−1: the
+    memory is shared with other buffers, e.g. after detach or reset_streams, so the next append copies)."""
     __slots__ = ("k", "v", "valid", "written")
 
     def __init__(self, k: Tensor, v: Tensor, valid: Tensor, written: int):
