@@ -80,10 +80,35 @@ def test_aaren_backends_agree_inside_the_backbone():
     model = _backbone("aaren")
     x = torch.randn(2, 70, 32, dtype=torch.float64)
     want = model(x)
-    for backend in ["naive", "hillis_steele"]:
-        for block in model.blocks:
-            block.attention.backend = backend
-        torch.testing.assert_close(model(x), want)
+    for backend, chunk_size in [("naive", None), ("hillis_steele", None), ("chunked", 5)]:
+        other = _backbone("aaren", backend=backend, chunk_size=chunk_size)
+        assert {(b.attention.backend, b.attention.chunk_size) for b in other.blocks} == {(backend, chunk_size)}
+        torch.testing.assert_close(other(x), want)
+
+
+def test_backend_and_chunk_size_are_validated():
+    with pytest.raises(ValueError, match="backend must be one of .*'chunked'.*got 'fast'"):
+        _backbone("aaren", backend="fast")
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        _backbone("aaren", chunk_size=0)
+    with pytest.raises(ValueError, match="kind='transformer' runs SDPA"):
+        _backbone("transformer", backend="naive")
+
+
+def test_padding_mask_names_its_polarity_and_broadcasts():
+    model = _backbone("aaren")
+    x = torch.randn(2, 5, 32, dtype=torch.float64)
+    with pytest.raises(ValueError, match="True = valid token .*key_padding_mask, where True = ignore"):
+        model(x, torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"padding_mask must have shape \(2, 5\).*True = valid"):
+        model(x, torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask_t must have shape \(2,\).*True = valid"):
+        model.step(x[:, 0], model.init_state(2), torch.ones(3, dtype=torch.bool))
+    row = torch.tensor([[False, True, True, True, True]])
+    for kind in KINDS:
+        model = _backbone(kind)
+        torch.testing.assert_close(model(x, row), model(x, row.expand(2, 5)))  # (1, N) broadcasts
+        torch.testing.assert_close(model(x, torch.ones(2, 1, dtype=torch.bool)), model(x))  # (B, 1) too
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -128,8 +153,6 @@ def test_bad_configuration_and_input():
     with pytest.raises(ValueError, match="divisible"):
         aaren.Backbone(kind="aaren", d_model=10, n_layers=1, n_heads=3, d_ff=8, dropout=0.0)
     model = _backbone("aaren")
-    with pytest.raises(ValueError, match="padding_mask"):
-        model(torch.randn(2, 5, 32, dtype=torch.float64), torch.ones(2, 5))
     with pytest.raises(ValueError, match="x must have shape"):
         model(torch.randn(2, 5, 16, dtype=torch.float64))
 
@@ -190,3 +213,12 @@ def test_step_works_on_a_model_built_under_inference_mode():
             y_t, state = model.step(x[:, t], state)
             outs.append(y_t)
         torch.testing.assert_close(torch.stack(outs, 1), model(x))
+
+
+def test_aaren_key_bias_has_no_effect():
+    # documented in Aaren's docstring: b_k shifts all of a head's scores by b_k·q/√d, which softmax ignores
+    model = _backbone("aaren", dropout=0.0)
+    x = torch.randn(2, 9, 32, dtype=torch.float64)
+    model(x).sin().sum().backward()
+    attention = model.blocks[0].attention
+    assert attention.k_proj.bias.grad.abs().max() < 1e-12 < attention.k_proj.weight.grad.abs().max()

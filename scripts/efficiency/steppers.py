@@ -8,7 +8,6 @@ A stepper has: inputs(pool) → per-step inputs; init(batch) → state; step(x_t
 nbytes(state); clone(state); saveable(state) → tensors to torch.save (None: cannot resume); restore(tensors).
 """
 import copy
-import math
 import tempfile
 from pathlib import Path
 
@@ -126,15 +125,11 @@ def make_stepper(path: str, backbone: aaren.Backbone, *, batch: int, device: str
     raise BenchmarkError(f"unknown path {path!r}; known: {PATHS}")
 
 
-def kv_capacity(tokens: int, initial: int) -> int:
-    """The buffer length aaren.KVCache has after `tokens` appends (it doubles from `initial` when full)."""
-    return initial if tokens <= initial else initial * 2 ** math.ceil(math.log2(tokens / initial))
-
-
 def kv_cache_bytes(backbone: aaren.Backbone, *, batch: int, tokens: int) -> int:
     """Bytes of the Transformer's KV caches (all layers) after `tokens` tokens: k, v and the valid mask."""
     attention, empty = backbone.blocks[0].attention, backbone.init_state(1)[0]
-    capacity, element = kv_capacity(tokens, empty.k.shape[2]), next(backbone.parameters()).element_size()
+    capacity = aaren.KVCache.capacity_for(tokens, initial=empty.capacity)
+    element = next(backbone.parameters()).element_size()
     per_layer = 2 * batch * attention.n_heads * capacity * attention.head_dim * element + batch * capacity
     return len(backbone.blocks) * per_layer
 
@@ -145,12 +140,11 @@ def filled_kv_state(backbone: aaren.Backbone, *, batch: int, tokens: int) -> lis
     A decode step's cost does not depend on the cached values (attention reads all of them), so this stands in
     for streaming `tokens` real tokens, which costs O(tokens²) — see docs/efficiency.md (Method).
     """
-    state = backbone.init_state(batch)
-    capacity = kv_capacity(tokens, state[0].k.shape[2])
-    for cache in state:
-        b, h, _, d = cache.k.shape
-        cache.k = torch.randn(b, h, capacity, d, device=cache.k.device, dtype=cache.k.dtype)
-        cache.v = torch.randn_like(cache.k)
-        cache.valid = torch.ones(b, capacity, device=cache.valid.device, dtype=torch.bool)
-        cache.length = tokens
+    state = []
+    for empty in backbone.init_state(batch):
+        capacity = aaren.KVCache.capacity_for(tokens, initial=empty.capacity)
+        k = torch.randn(empty.batch_size, empty.n_heads, capacity, empty.head_dim, device=empty.device,
+                        dtype=empty.dtype)
+        valid = torch.ones(empty.batch_size, capacity, device=empty.device, dtype=torch.bool)
+        state.append(aaren.KVCache.from_buffers(k, torch.randn_like(k), valid, length=tokens))
     return state

@@ -28,16 +28,12 @@ def build_model(config: str, *, scope: str, op: str, dtype: str, device: str, se
     cfg = backbone_config(config)
     kind = "transformer" if op == "sdpa" else "aaren"
     torch.manual_seed(seed)
+    scan = {} if kind == "transformer" else {"backend": op}
     if scope == "layer":
         block = aaren.TransformerBlock if kind == "transformer" else aaren.AarenBlock
-        model = block(**{k: v for k, v in cfg.items() if k != "n_layers"})
-        blocks = [model]
+        model = block(**{k: v for k, v in cfg.items() if k != "n_layers"}, **scan)
     else:
-        model = aaren.Backbone(kind=kind, **cfg)
-        blocks = list(model.blocks)
-    if kind == "aaren":
-        for b in blocks:
-            b.attention.backend = op
+        model = aaren.Backbone(kind=kind, **cfg, **scan)
     return model.to(device=device, dtype=DTYPES[dtype]).train()
 
 
