@@ -189,6 +189,25 @@ def export_torchscript(backbone: Backbone, path: str | Path, *, batch_size: int 
     return export_step_torchscript(StreamingStep(backbone=backbone), path, batch_size=batch_size)
 
 
+def describe_step(step: OnlineStep) -> dict:
+    """The calling convention of `step` as plain JSON data, for runtimes without torch (numpy, a browser):
+    {inputs: [{name, shape (1 stream), dtype, stream_dim, [initial: the constant the empty state is filled with,
+    "-inf" | "inf" | a number]}], outputs: [names], state: [names]}. Every state must start constant."""
+    inputs = []
+    names, n_obs = step.input_names, len(step.observation_names)
+    for i, (name, x, dim) in enumerate(zip(names, step.example_inputs(1), step.batch_dims())):
+        entry = {"name": name, "shape": list(x.shape), "dtype": str(x.dtype).removeprefix("torch."),
+                 "stream_dim": dim}
+        if i >= n_obs:
+            values = x.unique()
+            if values.numel() > 1:
+                raise ValueError(f"describe_step: the initial {name!r} is not constant; a runtime cannot build it")
+            value = float(values[0]) if values.numel() else 0.0
+            entry["initial"] = str(value) if value in (float("inf"), float("-inf")) else value
+        inputs.append(entry)
+    return {"inputs": inputs, "outputs": list(step.output_names), "state": list(step.state_names)}
+
+
 class OnnxStep:
     """An exported step in onnxruntime, called like the torch step: (*observation, *state) → (*prediction,
     *state'), torch tensors in and out (CPU). Needs the onnxruntime package (imported here, not by aaren)."""

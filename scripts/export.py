@@ -8,7 +8,8 @@ weights are loaded with torch.load(weights_only=True) (no code is unpickled). Th
 module into an `aaren.export.OnlineStep` (`export_step`) and names its test stream (`test_streams`: the first
 test windows / sequences / an episode, through the task's torch online predictor). --check replays that stream
 through the exported file (onnxruntime or torch.jit) and prints the largest absolute difference; the exit code
-is 1 when it exceeds --tolerance (1e-4).
+is 1 when it exceeds --tolerance (1e-4). Beside the file, <out>.json describes its inputs (shapes, dtypes, the
+initial state's values) and outputs for runtimes without torch (aaren.export.describe_step).
 """
 import argparse
 import importlib
@@ -25,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from aaren.export import (OnnxStep, export_step_onnx, export_step_torchscript, max_abs_difference,  # noqa: E402
-                          replay)
+from aaren.export import (OnnxStep, describe_step, export_step_onnx, export_step_torchscript,  # noqa: E402
+                          max_abs_difference, replay)
 from tasks.common import resume, store  # noqa: E402
 
 FORMATS = ("onnx", "torchscript")
@@ -105,8 +106,10 @@ def main(argv=None) -> int:
     step = online.export_step(module, datamodule)
     export = export_step_onnx if args.format == "onnx" else export_step_torchscript
     path = export(step, args.out)
+    signature = path.with_name(path.name + ".json")  # the calling convention, for runtimes without torch
+    store.write_json_atomic(signature, {"task": cfg.task.name, "run": str(folder), **describe_step(step)})
     summary = {"run": str(folder), "task": cfg.task.name, "format": args.format, "out": str(path),
-               "bytes": path.stat().st_size, "inputs": list(step.input_names), "outputs": list(step.output_names)}
+               "bytes": path.stat().st_size, "signature": str(signature), "inputs": list(step.input_names), "outputs": list(step.output_names)}
     if args.check:
         streams = online.test_streams(module, datamodule, n_streams=args.streams, max_steps=args.steps)
         worst = check(load_exported(path, args.format), step, streams)
