@@ -151,7 +151,8 @@ def export_step_onnx(step: OnlineStep, path: str | Path, *, batch_size: int = 1,
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(step, inputs, str(path), dynamo=True, input_names=list(step.input_names),
-                          output_names=list(step.output_names), dynamic_shapes=dynamic_shapes, verbose=False)
+                          output_names=list(step.output_names), dynamic_shapes=dynamic_shapes, verbose=False,
+                          external_data=False)  # one self-contained file (weights inside), what a device loads
     return path
 
 

@@ -107,7 +107,9 @@ def main(argv=None) -> int:
     export = export_step_onnx if args.format == "onnx" else export_step_torchscript
     path = export(step, args.out)
     signature = path.with_name(path.name + ".json")  # the calling convention, for runtimes without torch
-    store.write_json_atomic(signature, {"task": cfg.task.name, "run": str(folder), **describe_step(step)})
+    extra = getattr(online, "deploy_info", None)  # optional: what a runtime needs to prepare the raw data
+    store.write_json_atomic(signature, {"task": cfg.task.name, "run": str(folder), **describe_step(step),
+                                        **({"data": extra(module, datamodule)} if extra else {})})
     summary = {"run": str(folder), "task": cfg.task.name, "format": args.format, "out": str(path),
                "bytes": path.stat().st_size, "signature": str(signature), "inputs": list(step.input_names), "outputs": list(step.output_names)}
     if args.check:

@@ -4,6 +4,7 @@ The backbone advances with `step` (Aaren: a constant-size state per layer, §3.1
 cache), the per-window normalisation with RunningStats (the window is everything fed so far), and the embedding
 uses the observation's index in the stream as its position. With input_norm="prefix" the forecast after t
 observations equals ForecastingModule.forward on the window of those t observations (tests/test_forecasting_online.py).
+`ForecastStep` is the same predictor as one pure function of flat tensors, for export (ONNX / TorchScript).
 """
 import aaren
 import torch
@@ -12,6 +13,7 @@ from torch import Tensor
 
 from .module import ForecastingModule
 from .normalization import RunningStats, shifted_moments
+from .time_features import FEATURES_BY_FREQ
 
 
 class OnlineForecaster:
@@ -95,3 +97,13 @@ def test_streams(module: ForecastingModule, datamodule, *, n_streams: int, max_s
     online = OnlineForecaster(module.eval(), batch_size=x.shape[0])
     observations = [(x[:, t], x_mark[:, t]) for t in range(min(x.shape[1], max_steps))]
     return [(observations, [(online.update(*observation),) for observation in observations])]
+
+
+def deploy_info(module: ForecastingModule, datamodule) -> dict:
+    """What a runtime without Python needs to feed the exported step from the raw CSV (web/app.js): the channel
+    order (target last), the training rows' scaler, the calendar features (time_features.py) and the test rows."""
+    datamodule.setup("test")
+    series, freq = datamodule.series, datamodule.dataset_config["time_feature_freq"]
+    return {"columns": list(series.columns), "scaler_mean": series.scaler.mean.tolist(),
+            "scaler_std": series.scaler.std.tolist(), "time_features": list(FEATURES_BY_FREQ[freq]),
+            "test_rows": list(series.borders["test"]), "seq_len": module.seq_len, "horizon": module.horizon}
