@@ -59,6 +59,7 @@ class OnlineStep(nn.Module):
     observation_names: tuple[str, ...] = ()
     prediction_names: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
+    max_steps: int | None = None  # a stream's length limit, where the model has one (None: unbounded)
 
     @property
     def input_names(self) -> tuple[str, ...]:

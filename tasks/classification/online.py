@@ -72,8 +72,8 @@ class OnlineClassifier:
 class ClassifyStep(OnlineStep):
     """OnlineClassifier as one pure step for export: (x_t (B, C), *state) → (class probabilities so far (B, K),
     *state'). State, fixed size: the backbone's m, c (L, B, H), a (L, B, H, Dh); the running logits (B, K);
-    position () int64, the index of the next step. With flatten pooling at most head.max_length steps exist
-    (onnxruntime fails on the index beyond)."""
+    position () int64, the index of the next step. With flatten pooling a stream has at most max_steps =
+    head.max_length steps (onnxruntime fails on the index beyond)."""
     observation_names = ("x_t",)
     prediction_names = ("probabilities",)
     state_names = ("m", "c", "a", "logits", "position")
@@ -81,6 +81,7 @@ class ClassifyStep(OnlineStep):
     def __init__(self, *, module):
         super().__init__()
         self.module, self.backbone = split_backbone(module)
+        self.max_steps = module.head.max_length if module.head.pooling == "flatten" else None
 
     def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
         proj = self.module.head.proj
