@@ -140,3 +140,19 @@ def test_onnx_keeps_state_inputs_that_start_as_one_tensor_apart(tmp_path):
     reference, _ = replay(step, x, step.initial_state(2))
     ours, _ = replay(OnnxStep(export_step_onnx(step, tmp_path / "toy.onnx")), x, step.initial_state(2))
     assert max_abs_difference(ours, reference) <= 1e-6
+
+
+def test_the_latency_benchmark_runs_and_writes_its_json(tmp_path, capsys):
+    pytest.importorskip("onnxscript")
+    import json
+    import sys
+
+    from tests.harness_toy.helpers import REPO
+    sys.path.insert(0, str(REPO))
+    from scripts import bench_export
+
+    out = tmp_path / "exported.json"
+    assert bench_export.main(["--tasks", "tpp", "--rounds", "1", "--steps", "3", "--out", str(out)]) == 0
+    [row] = json.loads(out.read_text())["rows"]
+    assert row["task"] == "tpp" and row["torch_eager_ms"] > 0 and row["onnxruntime_ms"] > 0
+    assert "| tpp | Hawkes |" in capsys.readouterr().out
