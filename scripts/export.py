@@ -32,6 +32,7 @@ from tasks.common import resume, store  # noqa: E402
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
+TARGET_PREFIX = "tasks."
 
 
 def run_folder(path: Path, output_root: Path | None) -> Path:
@@ -49,6 +50,20 @@ def run_folder(path: Path, output_root: Path | None) -> Path:
     return folder
 
 
+def check_target(node, where: str) -> None:
+    """A run's config may only build the project's own classes (`_target_` under tasks.): loading it runs no
+    other code."""
+    if OmegaConf.is_dict(node):
+        target = node.get("_target_")
+        if target is not None and not str(target).startswith(TARGET_PREFIX):
+            raise SystemExit(f"{where}: _target_ {target!r} is not under {TARGET_PREFIX!r}; refusing to build it")
+        for key, value in node.items():
+            check_target(value, f"{where}.{key}")
+    elif OmegaConf.is_list(node):
+        for i, value in enumerate(node):
+            check_target(value, f"{where}[{i}]")
+
+
 def load_run(folder: Path):
     """→ (resolved config, task module with the best checkpoint's weights, eval mode; its datamodule)."""
     config_path, fit = folder / "config.yaml", resume.read_fit_done(folder)
@@ -58,6 +73,8 @@ def load_run(folder: Path):
         raise SystemExit(f"{folder}: {resume.FIT_DONE} is missing or names a missing checkpoint: training has "
                          "not finished")
     cfg = OmegaConf.load(config_path)
+    for key in ("task.module", "task.datamodule"):
+        check_target(OmegaConf.select(cfg, key), f"{config_path}: {key}")
     module = hydra.utils.instantiate(cfg.task.module, _convert_="all")
     checkpoint = torch.load(fit["best_checkpoint"], map_location="cpu", weights_only=True)
     module.load_state_dict(checkpoint["state_dict"])

@@ -88,3 +88,13 @@ def test_an_unfinished_run_folder_is_refused_with_a_clear_error(tmp_path):
     (tmp_path / "config.yaml").write_text("task: {name: forecasting}\n")
     with pytest.raises(SystemExit, match="fit_done.json is missing"):
         export.main(["--run", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
+
+
+def test_a_run_config_that_builds_foreign_code_is_refused(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
+    (tmp_path / "fit_done.json").write_text(json.dumps({"best_checkpoint": str(tmp_path / "checkpoints/best.ckpt")}))
+    (tmp_path / "config.yaml").write_text("task:\n  name: forecasting\n  module: {_target_: os.system, command: 'true'}"
+                                          "\n  datamodule: {_target_: tasks.forecasting.data.ForecastingDataModule}\n")
+    with pytest.raises(SystemExit, match="'os.system' is not under 'tasks.'"):
+        export.main(["--run", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
