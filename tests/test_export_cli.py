@@ -36,6 +36,7 @@ def test_onnx_export_of_a_trained_run_passes_check(runs, task, tmp_path, capsys)
                             "--check")
     assert code == 0 and summary["passed"] and summary["task"] == task
     assert summary["steps"] > 1 and summary["max_abs_difference"] <= 1e-4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.json"]  # weights inside, no .data
     signature = json.loads((tmp_path / "m.onnx.json").read_text())
     assert [i["name"] for i in signature["inputs"]] == summary["inputs"]
     assert {i["name"]: i["initial"] for i in signature["inputs"] if "initial" in i}["m"] == "-inf"
