@@ -5,7 +5,7 @@ import torch
 
 import aaren
 from tasks.classification.module import ClassificationModule
-from tasks.classification.streaming import OnlineClassifier
+from tasks.classification.online import OnlineClassifier
 
 N_CHANNELS, N_CLASSES, MAX_LENGTH = 3, 4, 9
 KINDS, POOLINGS = ("aaren", "transformer"), ("flatten", "last")

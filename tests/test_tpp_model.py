@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tasks.tpp.data import TPPDataModule
-from tasks.tpp.module import OnlineForecaster, TPPModule
+from tasks.tpp.module import TPPModule
+from tasks.tpp.online import OnlineEventForecaster
 from tests.harness_toy.helpers import records, run_in_process
 
 KINDS = ["aaren", "transformer"]
@@ -68,7 +69,7 @@ def test_online_forecasts_equal_the_batch_forward(kind, batch):
     scale = float(batch["scale"][0])
     with torch.no_grad():
         dist, mark_log_probs = module.decode(module(batch))
-    forecaster = OnlineForecaster(module, time_scale=scale, batch_size=batch["mask"].shape[0])
+    forecaster = OnlineEventForecaster(module, time_scale=scale, batch_size=batch["mask"].shape[0])
     sizes = []
     for i in range(int(batch["mask"].sum(1).min())):
         out = forecaster.observe(batch["time"][:, i] * scale, batch["marks"][:, i])
@@ -82,7 +83,7 @@ def test_online_forecasts_equal_the_batch_forward(kind, batch):
 
 
 def test_online_forecaster_rejects_time_going_backwards():
-    forecaster = OnlineForecaster(_module("aaren"), time_scale=1.0)
+    forecaster = OnlineEventForecaster(_module("aaren"), time_scale=1.0)
     forecaster.observe(torch.tensor([2.0]), torch.tensor([0]))
     with pytest.raises(ValueError, match="must not decrease"):
         forecaster.observe(torch.tensor([1.0]), torch.tensor([1]))

@@ -34,6 +34,12 @@ def window_stats(x: Tensor, *, mode: str, eps: float):
     return shift + m1, torch.sqrt(var + eps)
 
 
+def shifted_moments(shift: Tensor, total: Tensor, total_sq: Tensor, count, *, eps: float):
+    """(mean, std) from sums of d = x − shift and d² over `count` observations; shared by the streaming forms."""
+    m1, m2 = total / count, total_sq / count
+    return shift + m1, torch.sqrt((m2 - m1 * m1).clamp_min(0.0) + eps)
+
+
 class RunningStats:
     """The streaming form of window_stats(mode="prefix"): per channel (first value, Σd, Σd², count).
 
@@ -50,8 +56,7 @@ class RunningStats:
             self.sum, self.sum_sq = torch.zeros_like(x_t), torch.zeros_like(x_t)
         d = x_t - self.shift
         self.sum, self.sum_sq, self.count = self.sum + d, self.sum_sq + d * d, self.count + 1
-        m1, m2 = self.sum / self.count, self.sum_sq / self.count
-        return self.shift + m1, torch.sqrt((m2 - m1 * m1).clamp_min(0.0) + self.eps)
+        return shifted_moments(self.shift, self.sum, self.sum_sq, self.count, eps=self.eps)
 
     @property
     def nbytes(self) -> int:

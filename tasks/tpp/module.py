@@ -102,27 +102,3 @@ class TPPModule(TaskModule):
         dist, mark_log_probs = self.decode(h)
         return dist, mark_log_probs, state
 
-
-class OnlineForecaster:
-    """Online next-event prediction: observe events one at a time (absolute time in the dataset's unit, mark);
-    after each, forecast the next inter-event time (mixture mean) and mark probabilities. Keeps only the
-    backbone state and the last event time."""
-
-    def __init__(self, module: TPPModule, *, time_scale: float, batch_size: int = 1):
-        if not time_scale > 0:
-            raise ValueError(f"OnlineForecaster: time_scale must be > 0, got {time_scale}")
-        module.eval()
-        self.module, self.scale = module, time_scale
-        self.state = module.backbone.init_state(batch_size)
-        self.last_time = torch.zeros(batch_size)
-
-    def observe(self, time: Tensor, mark: Tensor) -> dict:
-        """time (B,) absolute, mark (B,) long → {expected_interval (B,) in the dataset's unit, mark_probs (B, K),
-        distribution: the next τ's LogNormalMixture in the rescaled unit (τ / time_scale)}."""
-        if torch.any(time < self.last_time):
-            raise ValueError("OnlineForecaster.observe: event times must not decrease")
-        tau = (time - self.last_time) / self.scale
-        dist, mark_log_probs, self.state = self.module.step(time / self.scale, tau, mark, self.state)
-        self.last_time = time.clone()
-        return {"expected_interval": dist.mean() * self.scale, "mark_probs": mark_log_probs.exp(),
-                "distribution": dist}
