@@ -66,15 +66,16 @@ def check_target(node, where: str) -> None:
 
 def load_run(folder: Path):
     """→ (resolved config, task module with the best checkpoint's weights, eval mode; its datamodule)."""
-    config_path, fit = folder / "config.yaml", resume.read_fit_done(folder)
+    config_path = folder / "config.yaml"
     if not config_path.is_file():
         raise SystemExit(f"{folder}: no config.yaml, not a run folder")
-    if fit is None:
-        raise SystemExit(f"{folder}: {resume.FIT_DONE} is missing or names a missing checkpoint: training has "
-                         "not finished")
     cfg = OmegaConf.load(config_path)
-    for key in ("task.module", "task.datamodule"):
+    for key in ("task.module", "task.datamodule"):  # refuse foreign code before reading anything else
         check_target(OmegaConf.select(cfg, key), f"{config_path}: {key}")
+    fit = resume.read_fit_done(folder, move_aside=False)  # exporting never changes the run folder
+    if fit is None:
+        raise SystemExit(f"{folder}: {resume.FIT_DONE} is missing, unreadable or names a checkpoint that cannot "
+                         "be loaded: training has not finished")
     module = hydra.utils.instantiate(cfg.task.module, _convert_="all")
     checkpoint = torch.load(fit["best_checkpoint"], map_location="cpu", weights_only=True)
     module.load_state_dict(checkpoint["state_dict"])

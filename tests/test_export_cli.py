@@ -91,6 +91,17 @@ def test_an_unfinished_run_folder_is_refused_with_a_clear_error(tmp_path):
         export.main(["--run", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
 
 
+def test_a_corrupt_best_checkpoint_is_refused_and_left_in_place(tmp_path):
+    (tmp_path / "config.yaml").write_text("task: {name: forecasting}\n")
+    (tmp_path / "checkpoints").mkdir()
+    best = tmp_path / "checkpoints" / "best.ckpt"
+    best.write_bytes(b"")
+    (tmp_path / "fit_done.json").write_text(json.dumps({"best_checkpoint": str(best)}))
+    with pytest.raises(SystemExit, match="cannot be loaded"):
+        export.main(["--run", str(tmp_path), "--out", str(tmp_path / "m.onnx")])
+    assert best.is_file() and (tmp_path / "fit_done.json").is_file()  # exporting never moves files aside
+
+
 def test_a_run_config_that_builds_foreign_code_is_refused(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
