@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import aaren
 from reference import dense_prefix_attention
 
-BACKENDS = ["naive", "hillis_steele", "chunked"]
+BACKENDS = ["naive", "hillis_steele", "chunked", "dense"]
 
 
 def _inputs(shape, n, d, *, scale=3.0, seed=0, dtype=torch.float64):

@@ -1,0 +1,74 @@
+"""Dense single-chunk scan: every prefix softmax at once as one causal N×N weight matrix, with a written-out backward.
+
+For a sequence that fits one chunk, o_k = Σ_{i≤k} P_ki v_i with the prefix softmax of §3.2
+    P_ki = e^{s_i − M_k} / Σ_{j≤k} e^{s_j − M_k}   (i ≤ k, valid i; else 0),   M_k = max_{i≤k} s_i
+is one masked softmax and one matmul — what `chunked` computes for one chunk, in a handful of ops instead of
+the scan's bookkeeping. Backward (δ_k = do_k·o_k, the softmax Jacobian summed over the rows k that see token i):
+    dv = Pᵀ do,        ds_i = Σ_k P_ki (do_k·v_i − δ_k)
+so a masked token (P_·i = 0) gets zero gradient, and an empty prefix (a row of zeros) contributes nothing.
+The final state is (M_N, c_N, c_N o_N) with c_N = Σ_i e^{s_i − M_N}: the max without gradient as in state.py.
+A given initial state enters as a token 0 (score m + log c, value a / c).
+"""
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..state import ScanState, no_autocast, safe_max
+
+
+def _prefix_max(scores: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Masked scores (−inf where masked) and their safe running max M_k (lowest finite value for an empty prefix)."""
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores, safe_max(torch.cummax(scores, dim=-1).values)  # (..., N), (..., N)
+
+
+class _DensePrefixSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, scores, values, mask):
+        """scores (..., N) finite, values (..., N, D), mask (..., N) bool | None → o (..., N, D)."""
+        n = scores.shape[-1]
+        masked, m_prefix = _prefix_max(scores, mask)
+        logits = masked.unsqueeze(-2) - m_prefix.unsqueeze(-1)  # (..., N_k, N_i): s_i − M_k
+        later = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)  # [k, i]: i > k
+        weights = logits.masked_fill_(later, float("-inf")).exp_()  # (..., N, N) e^{s_i − M_k}, every entry ≤ 1
+        total = weights.sum(-1, keepdim=True)  # (..., N, 1) ≥ 1 on a non-empty prefix, 0 on an empty one
+        weights = weights.div_(total.clamp_min(1.0))  # P; the row's own max term is 1, so total ∈ {0} ∪ [1, N]
+        o = weights @ values  # (..., N, D)
+        ctx.save_for_backward(weights, values, o)
+        return o
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, do):
+        weights, values, o = ctx.saved_tensors
+        with no_autocast(do.device):
+            do = do.to(values.dtype)
+            dv = weights.transpose(-1, -2) @ do  # (..., N, D) Pᵀ do
+            delta = (do * o).sum(-1, keepdim=True)  # (..., N_k, 1)  δ_k
+            dp = do @ values.transpose(-1, -2)  # (..., N_k, N_i)  do_k·v_i
+            ds = (weights * (dp - delta)).sum(-2)  # (..., N_i)
+        return ds, dv, None
+
+
+def _prepend(state: ScanState, scores: Tensor, values: Tensor, mask: Tensor | None):
+    """A given state as token 0: score m + log c and value a / c weigh the prefix exactly as (m, c, a) does."""
+    seen = (state.c > 0) & (state.m > float("-inf"))  # (...,) the identity state is a masked token
+    c_safe = torch.where(seen, state.c, torch.ones_like(state.c))
+    s0, v0 = torch.where(seen, state.m.detach() + torch.log(c_safe), 0.0), state.a / c_safe.unsqueeze(-1)
+    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask
+    return (torch.cat([s0.unsqueeze(-1), scores], -1), torch.cat([v0.unsqueeze(-2), values], -2),
+            torch.cat([seen.unsqueeze(-1), mask], -1))
+
+
+def dense_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None):
+    """scores (..., N), values (..., N, D), mask (..., N) | None, state | None → (o (..., N, D), final state)."""
+    if state is not None:  # rare (the "auto" backend sends a given state to chunked): continue through token 0
+        o, final = dense_scan(*_prepend(state, scores, values, mask), None)
+        return o[..., 1:, :], final
+    o = _DensePrefixSoftmax.apply(scores, values, mask)
+    masked, m_prefix = _prefix_max(scores.detach(), mask)
+    m = m_prefix[..., -1]  # (...,) M_N, the lowest finite value where nothing was valid
+    c = torch.exp(scores - scores.detach() + masked - m.unsqueeze(-1)).sum(-1)  # Σ_i e^{s_i − M_N}, ∂ as in state.py
+    final = ScanState(torch.where(c > 0, m, float("-inf")), c, c.unsqueeze(-1) * o[..., -1, :])
+    return o, final
