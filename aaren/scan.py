@@ -5,7 +5,8 @@ from torch import Tensor
 from .backends import BACKENDS
 from .state import MASK_POLARITY, ScanState, accumulation_dtype, init_state, no_autocast, valid_tokens
 
-DENSE_MIN_LENGTH = 48  # "auto" takes the dense path up to N = max(48, 2·D) (measured: scripts/bench_scan.py --paper)
+DENSE_MAX_LENGTH = 64  # "auto" takes the dense path up to here: faster than chunked on this project's CPU at every
+# paper shape with N ≤ 64 (DT N = 60, classification N = 29), slower from N = 96 (scripts/bench_scan.py --paper)
 
 
 def _check(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None) -> None:
@@ -42,7 +43,7 @@ def _check(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState
                              f"batch shape {tuple(batch)} and value width {d}") from None
 
 
-def _pick(backend: str, n, d: int, state: ScanState | None) -> str:
+def _pick(backend: str, n, state: ScanState | None) -> str:
     """"auto": dense for a short sequence from the empty state, else chunked; the name otherwise."""
     if backend != "auto":
         if backend not in BACKENDS:
@@ -50,7 +51,7 @@ def _pick(backend: str, n, d: int, state: ScanState | None) -> str:
         return backend
     if isinstance(n, torch.SymInt):  # torch.export with a dynamic N: the chunked scan's chunk count guards on
         return "dense"  # N's range (export then refuses the dynamic dim); dense's shapes do not (O(N²) memory)
-    return "dense" if state is None and n <= max(DENSE_MIN_LENGTH, 2 * d) else "chunked"
+    return "dense" if state is None and n <= DENSE_MAX_LENGTH else "chunked"
 
 
 def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend: str = "auto",
@@ -71,7 +72,7 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
             written-out backward; O(N²)), "triton" (the chunked scan fused in Triton
             kernels; CUDA, or CPU under TRITON_INTERPRET=1; needs triton; no gradient into `state`; opt-in:
             tested in Triton's interpreter, not yet measured on a GPU), or "auto" (= "dense" when there is no
-            `state` and N ≤ max(48, 2·D), or N is symbolic (torch.export with a dynamic N), else "chunked").
+            `state` and N ≤ 64, or N is symbolic (torch.export with a dynamic N), else "chunked").
         state: a ScanState to continue from (e.g. the end of the previous chunk of a stream); default: empty.
         return_state: also return the final ScanState, to continue with `scan` or `step`.
         chunk_size: chunk length C of the chunked backend (default 16 on CPU, 64 on GPU) or of the triton
@@ -83,7 +84,7 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
     """
     _check(scores, values, mask, state)
     n, d = scores.shape[-1], values.shape[-1]
-    name = _pick(backend, n, d, state)
+    name = _pick(backend, n, state)
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"scan: chunk_size must be a positive int, got {chunk_size!r}")
     acc = accumulation_dtype(torch.promote_types(scores.dtype, values.dtype))
@@ -100,7 +101,8 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
         valid = valid_tokens(s, None if mask is None else mask.expand(scores.shape), who="scan")
         if valid is not None:  # masked tokens take no part: finite scores, zero values (even where they were NaN)
             s, v = s.masked_fill(~valid, 0.0), v.masked_fill(~valid.unsqueeze(-1), 0.0)
-        kwargs = {"chunk_size": chunk_size} if name in ("chunked", "triton") else {}
+        kwargs = ({"chunk_size": chunk_size} if name in ("chunked", "triton") else
+                  {"return_state": return_state} if name == "dense" else {})
         o, final = BACKENDS[name](s, v, valid, state, **kwargs)
     o = o.to(values.dtype)
     return (o, final) if return_state else o

@@ -160,9 +160,9 @@ def test_torch_export_with_dynamic_length():
 
 def test_auto_takes_the_dense_path_for_one_chunk_from_the_empty_state():
     state = aaren.init_state((2,), 16)
-    assert _pick("auto", 29, 16, None) == "dense" and _pick("auto", 48, 8, None) == "dense"
-    assert _pick("auto", 128, 64, None) == "dense" and _pick("auto", 129, 64, None) == "chunked"
-    assert _pick("auto", 29, 16, state) == "chunked" and _pick("chunked", 29, 16, None) == "chunked"
+    assert _pick("auto", 29, None) == "dense" and _pick("auto", 64, None) == "dense"
+    assert _pick("auto", 65, None) == "chunked" and _pick("auto", 29, state) == "chunked"
+    assert _pick("chunked", 29, None) == "chunked"
 
 
 @pytest.mark.parametrize("backend", ["chunked", "dense"])
