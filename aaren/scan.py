@@ -61,7 +61,7 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
     Args:
         scores: (..., N) attention scores s_i = q·k_i/√d of one query against N keys. A score of −inf is a
             masked token (softmax gives it weight 0). NaN or +inf at a valid token: ValueError (eager mode;
-            under torch.jit.trace / torch.compile / torch.export the outputs from it on are NaN, as softmax's).
+            under torch.jit.trace / torch.compile / torch.export, unchecked: outputs from it on are NaN).
         values: (..., N, D) the values v_i.
         mask: bool, broadcastable to (..., N) (e.g. (B, 1, N) for (B, H, N) scores). True = VALID token, False =
             ignored: the opposite of nn.MultiheadAttention's key_padding_mask (True = ignore there). Masked
@@ -98,7 +98,7 @@ def scan(scores: Tensor, values: Tensor, mask: Tensor | None = None, *, backend:
         return (o, state) if return_state else o
     with no_autocast(scores.device):
         s, v = scores.to(acc), values.to(acc)
-        valid = valid_tokens(s, None if mask is None else mask.expand(scores.shape), who="scan")
+        valid = valid_tokens(s, None if mask is None else mask.expand(scores.shape), who="scan: scores")
         if valid is not None:  # masked tokens take no part: finite scores, zero values (even where they were NaN)
             s, v = s.masked_fill(~valid, 0.0), v.masked_fill(~valid.unsqueeze(-1), 0.0)
         kwargs = ({"chunk_size": chunk_size} if name in ("chunked", "triton") else

@@ -41,9 +41,9 @@ class ScanState(NamedTuple):
         """
         batch = self.m.shape
         if not isinstance(streams, Tensor) or streams.dtype != torch.bool or streams.shape != batch[:streams.dim()]:
+            got = f"{getattr(streams, 'dtype', type(streams).__name__)} {tuple(getattr(streams, 'shape', ()))}"
             raise ValueError(f"ScanState.reset: streams must be a bool tensor (True = reset that stream) of the "
-                             f"state's batch shape {tuple(batch)} or a leading part of it, got "
-                             f"{getattr(streams, 'dtype', type(streams).__name__)} {tuple(getattr(streams, 'shape', ()))}")
+                             f"state's batch shape {tuple(batch)} or a leading part of it, got {got}")
         fresh = streams.reshape(*streams.shape, *(1,) * (len(batch) - streams.dim()))  # broadcasts over (...)
         return ScanState(self.m.masked_fill(fresh, float("-inf")), self.c.masked_fill(fresh, 0.0),
                          self.a.masked_fill(fresh.unsqueeze(-1), 0.0))
@@ -80,7 +80,7 @@ def or_empty(state: ScanState | None, scores: Tensor, values: Tensor) -> ScanSta
 
 
 def safe_max(m: Tensor) -> Tensor:
-    """m with −inf (an empty prefix) raised to the dtype's lowest finite value: e^{−inf − safe_max(m)} = 0, not NaN.
+    """m with −inf (an empty prefix) raised to the dtype's lowest finite value: e^{−inf − safe_max(m)} = 0, no NaN.
 
     One clamp where `where(isfinite(m), m, 0)` took three ops; m is never +inf (scan and step refuse it).
     """
@@ -106,8 +106,9 @@ def valid_tokens(scores: Tensor, mask: Tensor | None, *, who: str) -> Tensor | N
     """The tokens that take part: `mask` (True = valid) without the −inf scores, which softmax gives weight 0.
 
     scores (...), mask (...) bool | None → (...) bool, or None when every token is valid. A NaN or +inf score at
-    a valid position has no softmax weight: ValueError (in eager mode; while tracing, compiling or exporting
-    there is no data-dependent check and such a score makes the outputs from it on NaN, as softmax's).
+    a valid position has no softmax weight: ValueError naming `who` (in eager mode; while tracing, compiling or
+    exporting there is no data-dependent check, and such a score makes outputs NaN: from it on, as softmax's,
+    and with the chunked backend possibly earlier ones of its chunk too).
     """
     if tracing():
         finite_or_masked = scores != float("-inf")
@@ -121,7 +122,7 @@ def valid_tokens(scores: Tensor, mask: Tensor | None, *, who: str) -> Tensor | N
     bad = valid & ~finite
     if bool(bad.any()):
         index = tuple(bad.nonzero()[0].tolist())
-        raise ValueError(f"{who}: scores must be finite or −inf (= a masked token) where the mask is True, got "
+        raise ValueError(f"{who} must be finite or −inf (= a masked token) where the mask is True, got "
                          f"{scores[index].item()} at index {index}; mask that token ({MASK_POLARITY}) or give it "
                          f"the score −inf")
     return valid
@@ -189,7 +190,7 @@ def step(state: ScanState, s_t: Tensor, v_t: Tensor, mask_t: Tensor | None = Non
         raise ValueError(f"step: mask_t must be a bool tensor of shape {tuple(s_t.shape)}, {MASK_POLARITY}")
     acc, out_dtype = state.a.dtype, v_t.dtype
     s_t, v_t = s_t.to(acc), v_t.to(acc)
-    valid = valid_tokens(s_t, mask_t, who="step")
+    valid = valid_tokens(s_t, mask_t, who="step: s_t")
     if valid is not None:  # a masked (or −inf) token takes no weight, and its value no part (even a NaN)
         s_t, v_t = s_t.masked_fill(~valid, float("-inf")), v_t.masked_fill(~valid.unsqueeze(-1), 0.0)
     # combine(state, token_state(s_t, v_t, mask_t)) fused for the hot streaming loop (same values and gradients,

@@ -85,7 +85,7 @@ def test_step_minus_inf_masked_nan_values_and_refusals():
     assert torch.isfinite(s_.grad).all() and torch.isfinite(v_.grad).all()
     assert torch.all(s_.grad[~valid] == 0) and torch.all(v_.grad[~valid] == 0)
     for bad in (INF, float("nan")):
-        with pytest.raises(ValueError, match="step: scores must be finite or −inf"):
+        with pytest.raises(ValueError, match="step: s_t must be finite or −inf"):
             aaren.step(state, torch.tensor([0.0, bad, 1.0], dtype=torch.float64), torch.zeros(3, 2))
 
 

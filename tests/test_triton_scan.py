@@ -243,3 +243,13 @@ def test_cuda_bf16():
     o = aaren.scan(s.bfloat16(), v.bfloat16(), mask, backend="triton")
     torch.testing.assert_close(o.double(), aaren.scan(s.bfloat16().double(), v.bfloat16().double(), mask,
                                                       backend="chunked"), rtol=2e-2, atol=2e-2)
+
+
+@cuda
+def test_cuda_autocast_keeps_fp32_accumulation():
+    s, v, mask = _inputs((2, 4), 200, 64, p_mask=0.2)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        o = aaren.scan(s, v, mask, backend="triton")
+    assert o.dtype == torch.float32
+    torch.testing.assert_close(o.double(), aaren.scan(s.double(), v.double(), mask, backend="naive"),
+                               rtol=1e-5, atol=1e-5)

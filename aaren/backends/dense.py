@@ -75,6 +75,6 @@ def dense_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanS
         return o, None
     masked, m_prefix = _prefix_max(scores.detach(), mask)
     m = m_prefix[..., -1]  # (...,) M_N, the lowest finite value where nothing was valid
-    c = torch.exp(scores - scores.detach() + masked - m.unsqueeze(-1)).sum(-1)  # Σ_i e^{s_i − M_N}, ∂ as in state.py
+    c = torch.exp(scores - scores.detach() + masked - m.unsqueeze(-1)).sum(-1)  # Σ_i e^{s_i − M_N}; ∂ as state.py
     final = ScanState(torch.where(c > 0, m, float("-inf")), c, c.unsqueeze(-1) * o[..., -1, :])
     return o, final
