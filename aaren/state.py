@@ -79,6 +79,19 @@ def or_empty(state: ScanState | None, scores: Tensor, values: Tensor) -> ScanSta
     return init_state(scores.shape[:-1], values.shape[-1], device=scores.device, dtype=scores.dtype)
 
 
+def prepend_state(state: ScanState, scores: Tensor, values: Tensor, mask: Tensor | None):
+    """A given state as token 0 of scores (..., N), values (..., N, D), mask (..., N) | None → N + 1 tokens and
+    their mask: score m + log c and value a / c weigh every later prefix exactly as (m, c, a) does, and carry the
+    gradients into c and a (m is stop-gradient)."""
+    seen = (state.c > 0) & (state.m > float("-inf"))  # (...,) the identity state is a masked token
+    c_safe = torch.where(seen, state.c, torch.ones_like(state.c))
+    s0 = torch.where(seen, state.m.detach() + torch.log(c_safe), 0.0)
+    v0 = torch.where(seen.unsqueeze(-1), state.a / c_safe.unsqueeze(-1), 0.0)  # a masked token's value is 0
+    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask
+    return (torch.cat([s0.unsqueeze(-1), scores], -1), torch.cat([v0.unsqueeze(-2), values], -2),
+            torch.cat([seen.unsqueeze(-1), mask], -1))
+
+
 def safe_max(m: Tensor) -> Tensor:
     """m with −inf (an empty prefix) raised to the dtype's lowest finite value: e^{−inf − safe_max(m)} = 0, no NaN.
 

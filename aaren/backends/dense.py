@@ -9,13 +9,13 @@ is one masked exp and one matmul W [v | 1] (numerators and denominators l_k = Σ
 one matmul Wᵀ ([do | δ] / l), no N×N elementwise pass; a masked token (P_·i = 0) gets zero gradient, and an
 empty prefix (a row of zeros) contributes nothing.
 The final state is (M_N, c_N, c_N o_N) with c_N = Σ_i e^{s_i − M_N}: the max without gradient as in state.py.
-A given initial state enters as a token 0 (score m + log c, value a / c).
+A given initial state enters as token 0 (state.prepend_state).
 """
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..state import ScanState, no_autocast, safe_max
+from ..state import ScanState, no_autocast, prepend_state, safe_max
 
 
 def _prefix_max(scores: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -53,22 +53,12 @@ class _DensePrefixSoftmax(torch.autograd.Function):
         return ds, dv, None
 
 
-def _prepend(state: ScanState, scores: Tensor, values: Tensor, mask: Tensor | None):
-    """A given state as token 0: score m + log c and value a / c weigh the prefix exactly as (m, c, a) does."""
-    seen = (state.c > 0) & (state.m > float("-inf"))  # (...,) the identity state is a masked token
-    c_safe = torch.where(seen, state.c, torch.ones_like(state.c))
-    s0, v0 = torch.where(seen, state.m.detach() + torch.log(c_safe), 0.0), state.a / c_safe.unsqueeze(-1)
-    mask = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask
-    return (torch.cat([s0.unsqueeze(-1), scores], -1), torch.cat([v0.unsqueeze(-2), values], -2),
-            torch.cat([seen.unsqueeze(-1), mask], -1))
-
-
 def dense_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None, *,
                return_state: bool = True):
     """scores (..., N), values (..., N, D), mask (..., N) | None, state | None → (o (..., N, D), final state);
     the final state is None unless return_state (it costs a few more ops)."""
     if state is not None:  # rare (the "auto" backend sends a given state to chunked): continue through token 0
-        o, final = dense_scan(*_prepend(state, scores, values, mask), None, return_state=return_state)
+        o, final = dense_scan(*prepend_state(state, scores, values, mask), None, return_state=return_state)
         return o[..., 1:, :], final
     o = _DensePrefixSoftmax.apply(scores, values, mask)
     if not return_state:
