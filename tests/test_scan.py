@@ -187,8 +187,8 @@ def test_step_bad_input():
        split=st.integers(0, 80), seed=st.integers(0, 2**16), backend=st.sampled_from(["chunked", "dense"]))
 def test_property_gradients_from_a_given_state_and_of_the_final_state(batch, n, d, chunk, scale, p_mask, split,
                                                                       seed, backend):
-    """The written-out backwards (chunked, dense) against autograd through the naive RNN: ∂ of a loss on the
-    outputs and on the final state's readout, w.r.t. scores, values and the initial state's c and a."""
+    """chunked (autograd) and dense (written-out backward) against autograd through the naive RNN: ∂ of a loss on
+    the outputs and on the final state's readout, w.r.t. scores, values and the initial state's c and a."""
     s, v = _inputs(tuple(batch), n, d, scale=scale, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
     mask = torch.rand(*batch, n, generator=g) >= p_mask

@@ -6,23 +6,15 @@ The inclusive ⊕-prefix of L states inside one chunk is dense: with M_k = max_{
     c_k = Σ_i E[k, i] c_i,   a_k = Σ_i E[k, i] a_i       the row's own max gives weight 1: no underflow)
 which is §3.2's (m, u, w) recurrence summed in closed form. Split N tokens into N/C chunks, take each chunk's
 last row as its summary, get the state entering every chunk from the prefix of the summaries — the same
-computation one level up, recursively — and fold it into each row with one more ⊕.
-
-Backward, written out (as the Triton kernels' derivation in triton_scan.py), with lse_k = m_k + log c_k of row k
-(non-decreasing in k), p_j = e^{s_j − lse_j} and δ_k = do_k·o_k:
-    G_j = Σ_{k≥j} e^{lse_j − lse_k} do_k,   H_j = Σ_{k≥j} e^{lse_j − lse_k} δ_k,
-    dv_j = p_j G_j,                         ds_j = v_j·dv_j − p_j H_j.
-G and H are a ⊕-prefix of the reversed sequence with scores −lse_k, values do_k and "denominators" δ_k: the same
-chunked scan (its max is −lse_j, so every weight is ≤ 1), one pass instead of autograd's replay of the forward.
-The final state's gradients enter as one more element k = N: values c_N ∂L/∂a_N, denominator −c_N ∂L/∂c_N
-(m is stop-gradient, as in state.py). A given initial state enters as token 0 (state.prepend_state).
+computation one level up, recursively — and fold it into each row with one more ⊕. The max m is a constant
+(stop-gradient, see state.py): gradients reach scores through c_i = e^{s_i − sg(s_i)} and values through a_i,
+so E itself needs no backward pass.
 """
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from ..state import ScanState, combine, combine_readout, no_autocast, prepend_state, rescale, safe_max
+from ..state import ScanState, combine, combine_readout, safe_max, token_state
 
 DEFAULT_CHUNK_SIZE = {"cpu": 16}  # per device type; 64 elsewhere (tensor cores like bigger tiles)
 OTHER_CHUNK_SIZE = 64
@@ -67,64 +59,21 @@ def prefix_scan(states: ScanState, size: int) -> ScanState:
                      rows.a.flatten(-3, -2)[..., :length, :])
 
 
-def _rows(tokens: ScanState, size: int):
-    """Every row's output and (m, c): tokens (..., N) → o (..., N, D), m, c (..., N)."""
-    n = tokens.m.shape[-1]
-    local = _dense_prefix(_chunks(tokens, size))  # (..., K, C)
-    entering = _entering(local, size)  # (..., K, 1)
-    o = combine_readout(entering, local).flatten(-3, -2)[..., :n, :]
-    m = torch.maximum(entering.m, local.m)  # the rows' (m, c) of entering ⊕ local, without their (..., D) part
-    c = entering.c * rescale(entering.m, m) + local.c * rescale(local.m, m)
-    return o, m.flatten(-2)[..., :n], c.flatten(-2)[..., :n]
-
-
-class _ChunkedScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, scores, values, mask, size):
-        """scores (..., N) finite, values (..., N, D) zero where masked, mask (..., N) | None → o, final m, c, a."""
-        masked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
-        ones = torch.ones_like(scores) if mask is None else mask.to(scores.dtype)
-        o, m, c = _rows(ScanState(masked, ones, values), size)  # tokens (s_i, 1, v_i), the identity if masked
-        lse = m + torch.log(c)  # (..., N), −inf on an empty prefix
-        final_m, final_c = m[..., -1], c[..., -1]
-        ctx.save_for_backward(masked, values, o, lse, final_c)
-        ctx.size = size
-        ctx.mark_non_differentiable(final_m)
-        ctx.set_materialize_grads(False)  # None for unused outputs: no final-state element to append then
-        return o, final_m, final_c, final_c.unsqueeze(-1) * o[..., -1, :]
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, do, _dm, dc, da):
-        masked, values, o, lse, final_c = ctx.saved_tensors
-        with no_autocast(lse.device):
-            do = torch.zeros_like(o) if do is None else do
-            empty = lse == float("-inf")  # an empty prefix: nothing before it is valid either, p = 0 there
-            key = (-lse).masked_fill(empty, float("-inf"))  # (..., N)
-            g, h = do.masked_fill(empty.unsqueeze(-1), 0.0), (do * o).sum(-1).masked_fill(empty, 0.0)
-            if dc is not None or da is not None:  # the final state's gradients, as element N
-                da = torch.zeros_like(o[..., -1, :]) if da is None else da
-                dc = torch.zeros_like(final_c) if dc is None else dc
-                key = torch.cat([key, key[..., -1:]], -1)
-                g = torch.cat([g, (final_c.unsqueeze(-1) * da).unsqueeze(-2)], -2)
-                h = torch.cat([h, (-final_c * dc).unsqueeze(-1)], -1)
-            suffix = prefix_scan(ScanState(key.flip(-1), h.flip(-1), g.flip(-2)), ctx.size)  # reversed ⊕-prefix
-            n = lse.shape[-1]
-            scale = torch.exp(lse + suffix.m.flip(-1)[..., :n]).masked_fill(empty, 0.0)  # e^{lse_j − max_k −lse_k}
-            big_g = suffix.a.flip(-2)[..., :n, :] * scale.unsqueeze(-1)  # (..., N, D)  G_j
-            big_h = suffix.c.flip(-1)[..., :n] * scale  # (..., N)  H_j
-            p = torch.exp(masked - lse.masked_fill(empty, 0.0))  # (..., N) e^{s_j − lse_j}; 0 where masked
-            dv = p.unsqueeze(-1) * big_g
-            ds = (values * dv).sum(-1) - p * big_h
-        return ds, dv, None, None
-
-
 def chunked_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None,
                  chunk_size: int | None = None):
     """scores (..., N), values (..., N, D), mask (..., N) | None, state | None → (o (..., N, D), final state)."""
     size = chunk_size or DEFAULT_CHUNK_SIZE.get(scores.device.type, OTHER_CHUNK_SIZE)
-    if state is not None:  # continue from it: it becomes token 0
-        o, final = chunked_scan(*prepend_state(state, scores, values, mask), None, chunk_size=size)
-        return o[..., 1:, :], final
-    o, m, c, a = _ChunkedScan.apply(scores, values, mask, size)
-    return o, ScanState(m, c, a)
+    n = scores.shape[-1]
+    states = token_state(scores, values, mask)  # (..., N)
+    first = 0 if state is None else 1  # a given state goes first, as element 0: the prefix continues from it
+    if state is not None:
+        states = ScanState(torch.cat([state.m.unsqueeze(-1), states.m], dim=-1),  # (..., N+1)
+                           torch.cat([state.c.unsqueeze(-1), states.c], dim=-1),
+                           torch.cat([state.a.unsqueeze(-2), states.a], dim=-2))  # (..., N+1, D)
+    local = _dense_prefix(_chunks(states, size))  # (..., K, C)
+    entering = _entering(local, size)  # (..., K, 1)
+    o = combine_readout(entering, local).flatten(-3, -2)[..., first:n + first, :]  # (..., N, D)
+    j, r = (n + first - 1) // size, (n + first - 1) % size  # the last element's chunk and row
+    final = combine(ScanState(entering.m[..., j, 0], entering.c[..., j, 0], entering.a[..., j, 0, :]),
+                    ScanState(local.m[..., j, r], local.c[..., j, r], local.a[..., j, r, :]))
+    return o, final
