@@ -3,8 +3,8 @@
 1. forward+backward time of every `aaren.scan` backend and of causal SDPA self-attention vs N;
 2. per-token time of `aaren.step` vs a KV-cache decode step (SDPA of one query over the cache) vs context;
 3. with --paper: forward+backward at the paper's attention shapes (PAPER_SHAPES), Aaren's scan ("auto",
-   "chunked", "dense") and causal SDPA called in turn in one process, median CPU time of each (one thread
-   with --threads 1). Aaren gets scores (B, H, N) and values (B, H, N, Dh); SDPA q, k, v (B, H, N, Dh).
+   "chunked", "dense") and causal SDPA called in turn in one process (the order rotating every round), median
+   CPU time of each (one thread with --threads 1). Aaren gets scores (B, H, N) and values (B, H, N, Dh); SDPA q, k, v (B, H, N, Dh).
 
     python scripts/bench_scan.py [--device cpu|cuda] [--max-n 16384] [--out results/bench_scan.jsonl]
     python scripts/bench_scan.py --paper --threads 1 --out results/bench/scan_paper_cpu.jsonl
@@ -94,8 +94,9 @@ def bench_paper_shapes(*, device, dtype, repeats):
         times = {name: [] for name in cases}
         for fn in cases.values():
             fn()  # warm-up
-        for _ in range(repeats):
-            for name, fn in cases.items():
+        order = list(cases.items())
+        for r in range(repeats):
+            for name, fn in order[r % len(order):] + order[:r % len(order)]:  # rotated: none always follows SDPA
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t0 = clock()
