@@ -1,14 +1,19 @@
 """Benchmark of the op (not a test): prints one JSON row per measurement.
 
 1. forward+backward time of every `aaren.scan` backend and of causal SDPA self-attention vs N;
-2. per-token time of `aaren.step` vs a KV-cache decode step (SDPA of one query over the cache) vs context.
+2. per-token time of `aaren.step` vs a KV-cache decode step (SDPA of one query over the cache) vs context;
+3. with --paper: forward+backward at the paper's attention shapes (PAPER_SHAPES), Aaren's scan ("auto",
+   "chunked", "dense") and causal SDPA called in turn in one process (the order rotating every round), median
+   CPU time of each (one thread with --threads 1). Aaren gets scores (B, H, N) and values (B, H, N, Dh); SDPA q, k, v (B, H, N, Dh).
 
     python scripts/bench_scan.py [--device cpu|cuda] [--max-n 16384] [--out results/bench_scan.jsonl]
+    python scripts/bench_scan.py --paper --threads 1 --out results/bench/scan_paper_cpu.jsonl
 Defaults: B=1, H=4, D=32 on CPU; B=4, H=8, D=64 on CUDA.
 """
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import time
 
@@ -16,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import aaren
+from aaren.scan import _pick as pick_backend
 
 
 def _timeit(fn, *, device, repeats=5, budget_s=20.0):
@@ -66,6 +72,46 @@ def bench_training(*, b, h, d, lengths, device, dtype, naive_max_n):
             yield {"bench": "fwd_bwd", "op": name, "N": n, "B": b, "H": h, "D": d, "dtype": str(dtype), "ms": ms}
 
 
+PAPER_SHAPES = {  # config: (B, H, Dh, N) of one attention layer at the task's paper size
+    "dt": (64, 1, 128, 60), "forecasting_paper": (32, 8, 64, 96), "cpu_small": (32, 4, 16, 96),
+    "classification_n29": (16, 8, 16, 29), "classification_n152": (16, 8, 16, 152),
+    "classification_n315": (16, 8, 16, 315), "classification_n1751": (16, 8, 16, 1751), "tpp": (16, 1, 64, 500),
+}
+DENSE_MAX_N = 512  # the O(N²) dense backend is timed up to here (N = 1751 would need 1.5 GB of weights)
+
+
+def bench_paper_shapes(*, device, dtype, repeats):
+    """Median forward+backward time per op at every paper shape, the ops called in turn (interleaved)."""
+    clock = time.process_time if device == "cpu" else time.perf_counter  # CPU time: robust to a shared machine
+    for config, (b, h, d, n) in PAPER_SHAPES.items():
+        g = torch.Generator(device=device).manual_seed(0)
+        s = torch.randn(b, h, n, device=device, dtype=dtype, generator=g).requires_grad_(True)
+        q, k, v = (torch.randn(b, h, n, d, device=device, dtype=dtype, generator=g).requires_grad_(True)
+                   for _ in range(3))
+        cases = {name: (lambda name=name: aaren.scan(s, v, backend=name).sum().backward())
+                 for name in ("auto", "chunked", "dense") if name != "dense" or n <= DENSE_MAX_N}
+        cases["sdpa_causal"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
+        times = {name: [] for name in cases}
+        for fn in cases.values():
+            fn()  # warm-up
+        order = list(cases.items())
+        for r in range(repeats):
+            for name, fn in order[r % len(order):] + order[:r % len(order)]:  # rotated: none always follows SDPA
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t0 = clock()
+                fn()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                times[name].append(clock() - t0)
+        sdpa_ms = 1e3 * statistics.median(times["sdpa_causal"])
+        for name, ts in times.items():
+            ms = 1e3 * statistics.median(ts)
+            yield {"bench": "paper_fwd_bwd", "config": config, "op": name, "B": b, "H": h, "D": d, "N": n,
+                   "dtype": str(dtype), "ms": ms, "vs_sdpa": ms / sdpa_ms, "repeats": repeats,
+                   "runs": "sdpa" if name == "sdpa_causal" else pick_backend(name, n, None)}
+
+
 @torch.no_grad()
 def bench_streaming(*, b, h, d, contexts, device, dtype, steps=200):
     for t in contexts:
@@ -95,13 +141,22 @@ def main():
     parser.add_argument("--max-n", type=int, default=16384)
     parser.add_argument("--naive-max-n", type=int, default=1024)
     parser.add_argument("--out", default=None, help="also append the rows to this JSONL file")
+    parser.add_argument("--paper", action="store_true", help="only the paper shapes (part 3), interleaved")
+    parser.add_argument("--repeats", type=int, default=30, help="timed rounds per op with --paper")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
-    b, h, d = (1, 4, 32) if args.device == "cpu" else (4, 8, 64)
-    lengths = [n for n in (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536) if n <= args.max_n]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = _machine(args.device)
-    rows = list(bench_training(b=b, h=h, d=d, lengths=lengths, device=args.device, dtype=torch.float32,
-                               naive_max_n=args.naive_max_n))
-    rows += bench_streaming(b=b, h=h, d=d, contexts=[1024, 4096, 16384], device=args.device, dtype=torch.float32)
+    if args.paper:
+        rows = list(bench_paper_shapes(device=args.device, dtype=torch.float32, repeats=args.repeats))
+    else:
+        b, h, d = (1, 4, 32) if args.device == "cpu" else (4, 8, 64)
+        lengths = [n for n in (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536) if n <= args.max_n]
+        rows = list(bench_training(b=b, h=h, d=d, lengths=lengths, device=args.device, dtype=torch.float32,
+                                   naive_max_n=args.naive_max_n))
+        rows += bench_streaming(b=b, h=h, d=d, contexts=[1024, 4096, 16384], device=args.device,
+                                dtype=torch.float32)
     out = open(args.out, "a") if args.out else None
     for row in rows:
         line = json.dumps(row | machine)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import aaren
 from reference import dense_prefix_attention
 
-BACKENDS = ["naive", "hillis_steele", "chunked"]
+BACKENDS = ["naive", "hillis_steele", "chunked", "dense"]
 
 
 def _inputs(shape, n, d, *, scale=3.0, seed=0, dtype=torch.float64):
@@ -179,3 +179,32 @@ def test_step_bad_input():
         aaren.step(state, torch.zeros(2), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="mask_t"):
         aaren.step(state, torch.zeros(2), torch.zeros(2, 3), torch.ones(2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=st.lists(st.integers(1, 3), min_size=0, max_size=2), n=st.integers(1, 80), d=st.integers(1, 5),
+       chunk=st.integers(1, 20), scale=st.sampled_from([0.1, 3.0, 1e4]), p_mask=st.floats(0.0, 0.9),
+       split=st.integers(0, 80), seed=st.integers(0, 2**16), backend=st.sampled_from(["chunked", "dense"]))
+def test_property_gradients_from_a_given_state_and_of_the_final_state(batch, n, d, chunk, scale, p_mask, split,
+                                                                      seed, backend):
+    """chunked (autograd) and dense (written-out backward) against autograd through the naive RNN: ∂ of a loss on
+    the outputs and on the final state's readout, w.r.t. scores, values and the initial state's c and a."""
+    s, v = _inputs(tuple(batch), n, d, scale=scale, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    mask = torch.rand(*batch, n, generator=g) >= p_mask
+    split = min(split, n - 1)
+    _, start = aaren.scan(s[..., :split], v[..., :split, :], mask[..., :split], return_state=True, backend="naive")
+    w_o, w_f = torch.randn(*batch, n - split, d, generator=g, dtype=s.dtype), torch.randn(*batch, d, generator=g,
+                                                                                         dtype=s.dtype)
+    grads = []
+    for name in (backend, "naive"):
+        leaves = [x.clone().requires_grad_(True) for x in (s[..., split:], v[..., split:, :], start.c, start.a)]
+        o, final = aaren.scan(leaves[0], leaves[1], mask[..., split:], backend=name, return_state=True,
+                              state=aaren.ScanState(start.m, leaves[2], leaves[3]),
+                              chunk_size=chunk if name == "chunked" else None)
+        readout = final.a / final.c.clamp_min(1e-300).unsqueeze(-1)  # m-invariant: o of one more masked token
+        ((o * w_o).sum() + (readout * w_f).sum()).backward()
+        grads.append([x.grad for x in leaves])
+    for got, want in zip(*grads):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want)

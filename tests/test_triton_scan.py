@@ -116,6 +116,22 @@ def test_extreme_scores():
 
 
 @kernels
+def test_minus_inf_scores_and_nan_values_at_masked_tokens():
+    s, v, mask = _inputs((2,), 40, 4, p_mask=0.2)
+    s[0, 3] = -float("inf")  # −inf is a masked token, also past the first chunk's left padding
+    s[1, :18] = -float("inf")
+    v[~mask] = float("nan")  # garbage values where the tokens are masked take no part
+    v[0, 3] = float("nan")
+    valid = mask & (s > -float("inf"))
+    got = _run("triton", s, v, mask, chunk_size=16)
+    want = _run("naive", s.double().masked_fill(~valid, 0.0), v.double().nan_to_num(0.0), valid)
+    for x, y in zip((got[0], got[1].c, got[1].a, got[2], got[3]), (want[0], want[1].c, want[1].a, want[2], want[3])):
+        assert torch.isfinite(x).all()
+        torch.testing.assert_close(x.double().cpu(), y.cpu(), rtol=1e-5, atol=1e-5)
+    assert torch.all(got[2][~valid] == 0) and torch.all(got[3][~valid] == 0)
+
+
+@kernels
 def test_continue_from_state():
     s, v, mask = _inputs((2,), 45, 6, p_mask=0.2)
     mask[1, :30] = False  # the second stream's first half is empty: its state is the identity
@@ -227,3 +243,13 @@ def test_cuda_bf16():
     o = aaren.scan(s.bfloat16(), v.bfloat16(), mask, backend="triton")
     torch.testing.assert_close(o.double(), aaren.scan(s.bfloat16().double(), v.bfloat16().double(), mask,
                                                       backend="chunked"), rtol=2e-2, atol=2e-2)
+
+
+@cuda
+def test_cuda_autocast_keeps_fp32_accumulation():
+    s, v, mask = _inputs((2, 4), 200, 64, p_mask=0.2)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        o = aaren.scan(s, v, mask, backend="triton")
+    assert o.dtype == torch.float32
+    torch.testing.assert_close(o.double(), aaren.scan(s.double(), v.double(), mask, backend="naive"),
+                               rtol=1e-5, atol=1e-5)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..state import ScanState, combine, combine_readout, token_state
+from ..state import ScanState, combine, combine_readout, safe_max, token_state
 
 DEFAULT_CHUNK_SIZE = {"cpu": 16}  # per device type; 64 elsewhere (tensor cores like bigger tiles)
 OTHER_CHUNK_SIZE = 64
@@ -24,10 +24,9 @@ def _dense_prefix(states: ScanState) -> ScanState:
     """Inclusive ⊕-prefix along the last axis by one L×L matmul. m, c (..., L); a (..., L, D)."""
     length = states.m.shape[-1]
     m_prefix = torch.cummax(states.m, dim=-1).values  # (..., L)   M_k
-    m_safe = torch.where(torch.isfinite(m_prefix), m_prefix, torch.zeros_like(m_prefix))
-    causal = torch.ones(length, length, dtype=torch.bool, device=states.m.device).tril()  # [k, i]: i ≤ k
-    exponent = states.m.unsqueeze(-2) - m_safe.unsqueeze(-1)  # (..., L_k, L_i)
-    weights = torch.exp(torch.where(causal, exponent, torch.full_like(exponent, float("-inf"))))  # E
+    later = torch.ones(length, length, dtype=torch.bool, device=states.m.device).triu(1)  # [k, i]: i > k
+    exponent = states.m.unsqueeze(-2) - safe_max(m_prefix).unsqueeze(-1)  # (..., L_k, L_i)
+    weights = torch.exp(exponent.masked_fill(later, float("-inf")))  # E
     c = (weights @ states.c.unsqueeze(-1)).squeeze(-1)  # (..., L)
     return ScanState(m_prefix, c, weights @ states.a)  # a (..., L, D)
 
@@ -60,20 +59,21 @@ def prefix_scan(states: ScanState, size: int) -> ScanState:
                      rows.a.flatten(-3, -2)[..., :length, :])
 
 
-def chunked_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState,
+def chunked_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None,
                  chunk_size: int | None = None):
-    """scores (..., N), values (..., N, D), mask (..., N) | None → (o (..., N, D), final state)."""
+    """scores (..., N), values (..., N, D), mask (..., N) | None, state | None → (o (..., N, D), final state)."""
     size = chunk_size or DEFAULT_CHUNK_SIZE.get(scores.device.type, OTHER_CHUNK_SIZE)
     n = scores.shape[-1]
-    tokens = token_state(scores, values, mask)  # (..., N)
-    # the incoming state goes first, as element 0: the prefix then continues from it
-    states = ScanState(torch.cat([state.m.unsqueeze(-1), tokens.m], dim=-1),  # (..., N+1)
-                       torch.cat([state.c.unsqueeze(-1), tokens.c], dim=-1),
-                       torch.cat([state.a.unsqueeze(-2), tokens.a], dim=-2))  # (..., N+1, D)
+    states = token_state(scores, values, mask)  # (..., N)
+    first = 0 if state is None else 1  # a given state goes first, as element 0: the prefix continues from it
+    if state is not None:
+        states = ScanState(torch.cat([state.m.unsqueeze(-1), states.m], dim=-1),  # (..., N+1)
+                           torch.cat([state.c.unsqueeze(-1), states.c], dim=-1),
+                           torch.cat([state.a.unsqueeze(-2), states.a], dim=-2))  # (..., N+1, D)
     local = _dense_prefix(_chunks(states, size))  # (..., K, C)
     entering = _entering(local, size)  # (..., K, 1)
-    o = combine_readout(entering, local).flatten(-3, -2)[..., 1:n + 1, :]  # (..., N, D)
-    j, r = divmod(n, size)  # the last element's chunk and row
+    o = combine_readout(entering, local).flatten(-3, -2)[..., first:n + first, :]  # (..., N, D)
+    j, r = (n + first - 1) // size, (n + first - 1) % size  # the last element's chunk and row
     final = combine(ScanState(entering.m[..., j, 0], entering.c[..., j, 0], entering.a[..., j, 0, :]),
                     ScanState(local.m[..., j, r], local.c[..., j, r], local.a[..., j, r, :]))
     return o, final

@@ -5,7 +5,7 @@ log2(N) rounds; round r combines every element with the one 2^r places earlier. 
 import torch
 from torch import Tensor
 
-from ..state import ScanState, combine, combine_readout, token_state
+from ..state import ScanState, combine, combine_readout, or_empty, token_state
 
 
 def inclusive_scan(elements: ScanState) -> ScanState:
@@ -24,8 +24,9 @@ def inclusive_scan(elements: ScanState) -> ScanState:
     return ScanState(m, c, a)
 
 
-def hillis_steele_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState):
+def hillis_steele_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None):
     """scores (..., N), values (..., N, D), mask (..., N) | None → (o (..., N, D), final state)."""
+    state = or_empty(state, scores, values)
     prefix = inclusive_scan(token_state(scores, values, mask))
     start = ScanState(state.m.unsqueeze(-1), state.c.unsqueeze(-1), state.a.unsqueeze(-2))
     last = ScanState(prefix.m[..., -1:], prefix.c[..., -1:], prefix.a[..., -1:, :])

@@ -2,11 +2,12 @@
 import torch
 from torch import Tensor
 
-from ..state import ScanState, combine, readout, token_state
+from ..state import ScanState, combine, or_empty, readout, token_state
 
 
-def naive_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState):
+def naive_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None):
     """scores (..., N), values (..., N, D), mask (..., N) | None → (o (..., N, D), final state)."""
+    state = or_empty(state, scores, values)
     outputs = []
     for k in range(scores.shape[-1]):
         mask_k = None if mask is None else mask[..., k]

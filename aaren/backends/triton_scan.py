@@ -25,7 +25,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..state import ScanState
+from ..state import ScanState, or_empty
 
 DEFAULT_CHUNK_SIZE = 64
 PRECISIONS = ("ieee", "tf32x3", "tf32")  # of tl.dot on fp32; "ieee" (exact fp32) is the default
@@ -151,7 +151,7 @@ class _TritonScan(torch.autograd.Function):
         return ds.sum(0), dv, None, None, None, None
 
 
-def fused_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState, *,
+def fused_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanState | None, *,
                chunk_size: int | None = None, block_d: int | None = None, precision: str = "ieee",
                num_warps: int = 8):
     """scores (..., N), values (..., N, D) fp32, mask (..., N) | None → (o (..., N, D), final state).
@@ -161,6 +161,7 @@ def fused_scan(scores: Tensor, values: Tensor, mask: Tensor | None, state: ScanS
     means more programs). precision: tl.dot's input_precision. Untuned on a GPU so far: scripts/gpu_check.py
     times the alternatives. Gradients reach scores, values and the final state's c and a, not the initial state.
     """
+    state = or_empty(state, scores, values)
     if any(x.requires_grad for x in state):
         raise ValueError("scan: backend='triton' does not back-propagate into the initial state, which requires "
                          "grad here; use backend='chunked' (it does)")
