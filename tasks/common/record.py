@@ -45,7 +45,8 @@ def build_record(cfg: DictConfig, *, rid: str, config_hash: str, identity: dict,
         "protocol": OmegaConf.to_container(cfg.task.protocol, resolve=True),
         "data_label": OmegaConf.select(cfg, "task.data_label", default=None)
         or OmegaConf.select(cfg, "dataset.provenance", default=None),
-        "monitor": {"name": cfg.task.monitor, "mode": cfg.task.monitor_mode, "best": fit["best_score"]},
+        "monitor": {"name": OmegaConf.select(cfg, "task.checkpoint_monitor", default=None) or cfg.task.monitor,
+                    "mode": cfg.task.monitor_mode, "best": fit["best_score"]},   # the tested checkpoint's metric
         "epochs_trained": fit["epochs"],
         "tested_checkpoint": fit["tested_checkpoint"],
         "n_parameters": sum(p.numel() for p in parameters),
