@@ -20,6 +20,7 @@ from tasks.common.module import TaskModule
 
 from .embedding import EventEmbedding
 from .lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
+from .mark_likelihood import mark_terms
 from .metrics import TPPMetrics, metatpp_log_likelihood
 
 LOSSES = ("mean_per_event", "metatpp_sum")
@@ -56,16 +57,21 @@ class TPPModule(TaskModule):
         """Per-target terms (B, N − 1), times in the dataset's unit: position i predicts event i + 1."""
         target_mask = batch["mask"][:, 1:]
         scale = batch["scale"][:, None]                                         # (B, 1)
-        dist, mark_log_probs = self.decode(self(batch)[:, :-1])
+        h = self(batch)[:, :-1]                                                 # (B, N − 1, D)
+        dist = self.time_head(h)
         tau = torch.where(target_mask, batch["tau"][:, 1:], 1.0)                # padded targets: any τ > 0
         marks = batch["marks"][:, 1:]
+        if self.mark_head is None:
+            mark_ll, predicted_mark = torch.zeros_like(tau), torch.zeros_like(marks)
+        else:                       # logits of the valid targets only, never their log_softmax (mark_likelihood.py)
+            mark_ll, predicted_mark = mark_terms(self.mark_head, h, marks, target_mask)
         return {
             "time_ll": dist.log_prob(tau) - torch.log(scale),                  # density in the dataset's unit
             "log_survival": dist.log_survival(tau),
             "mean": dist.mean() * scale,
             "tau": tau * scale,
-            "mark_ll": mark_log_probs.gather(-1, marks.unsqueeze(-1)).squeeze(-1),
-            "predicted_mark": mark_log_probs.argmax(-1),
+            "mark_ll": mark_ll,
+            "predicted_mark": predicted_mark,
             "mark": marks,
             "target_mask": target_mask,
         }
