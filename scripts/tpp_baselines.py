@@ -1,7 +1,7 @@
 """Sanity baselines for the TPP datasets (tasks/tpp/baselines.py), written to results/baselines/tpp/<dataset>.json.
 
-    python scripts/tpp_baselines.py MIMIC Wiki Hawkes Sin            # data root: --data-root, $AAREN_DATA_ROOT, <repo>/data
-    python scripts/tpp_baselines.py Hawkes --results-root /tmp/r     # somewhere else
+    python scripts/tpp_baselines.py MIMIC Wiki Hawkes Sin       # data: --data-root | $AAREN_DATA_ROOT | <repo>/data
+    python scripts/tpp_baselines.py Hawkes --results-root /tmp/r  # somewhere else than <repo>/results
 
 Each file: {task, dataset, split, variant, baselines: {name: {metric: value}}, provenance: {git, versions,
 data_files: {path: sha256} (file datasets) | generator (generated sets), created_at}} (CONTRACT: tables show each

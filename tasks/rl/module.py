@@ -4,8 +4,8 @@ Training (min-decision-transformer): batches of K-timestep windows; loss = mean 
 and dataset actions over valid (unpadded) timesteps. Validation: `val/loss` on fixed windows, then (outside the
 sanity check) `eval_episodes_val` episodes in the environment (mode `val_mode`), logged as
 `val/normalized_score` and `val/return`; each validation also logs the learning-curve names `val/action_mse`
-(= `val/loss`, the action MSE on the fixed windows) and `val/score` (= `val/normalized_score`). The module keeps two weight snapshots, stored in its checkpoints:
-`last` (the latest validation) and `best` (highest `val/normalized_score`, the DT papers' report).
+(= `val/loss`, the action MSE on the fixed windows) and `val/score` (= `val/normalized_score`). The module
+keeps two weight snapshots, stored in its checkpoints: `last` (the latest validation) and `best` (highest `val/normalized_score`, the DT papers' report).
 Test: for each snapshot and each mode, `eval_episodes_test` episodes on other reset seeds, logged as
 `test/<snapshot>_<mode>_<metric>` (normalized_score, normalized_score_std, return, episode_length, and for
 stream: step_latency_ms and state_bytes_per_episode; window: step_latency_ms). When `best` is the last
