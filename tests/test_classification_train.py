@@ -4,6 +4,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from tasks.classification.data import UEADataModule
@@ -40,3 +41,29 @@ def test_the_task_config_records_its_protocol():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["task=classification", "dataset=PEMS-SF"])
     assert cfg.task.protocol.instance_norm is False and cfg.task.module.n_channels == 963
+
+
+def test_paper_era_tslib_schedule_steps_the_lr_after_every_fifth_epoch():
+    from tasks.common.optim import build_optimizer
+
+    out = build_optimizer([torch.nn.Parameter(torch.zeros(1))],
+                          {"name": "radam", "lr": 1e-3, "schedule": {"name": "tslib_type1_every_5_epochs"}})
+    optimizer, scheduler = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert out["lr_scheduler"]["interval"] == "epoch"
+    lrs = []
+    for _ in range(16):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # TSLib before 1c7f843: after epoch e with e % 5 == 0, lr = 1e-3 · 0.5^(e − 1)
+    expected = [1e-3] * 5 + [6.25e-5] * 5 + [1e-3 * 0.5 ** 9] * 5 + [1e-3 * 0.5 ** 14]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_tslib_lr_experiment_changes_only_the_schedule():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        base = compose("train", overrides=["task=classification", "dataset=Handwriting"])
+        tslib = compose("train", overrides=["experiment=cpu/classification_tslib_lr", "dataset=Handwriting"])
+    assert tslib.task.module.optim.schedule.name == "tslib_type1_every_5_epochs"
+    tslib.task.module.optim.schedule.name = "none"
+    assert tslib.task == base.task

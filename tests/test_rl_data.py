@@ -254,3 +254,29 @@ def test_make_rl_data_writes_its_summary_into_a_new_results_folder_when_nothing_
                  "--results", str(results)]) == 0  # no SAC run: medium-replay waits and nothing is built
     assert not (tmp_path / "data" / "rl" / "walker2d-medium-replay").exists()
     assert "| dataset |" in (results / "README.md").read_text()
+
+
+@pytest.mark.parametrize("sampling, share_of_long, last_start", [("uniform", 0.5, 30 - 8),
+                                                                 ("length_proportional", 0.75, 30 - 1)])
+def test_trajectory_sampling_switch(sampling, share_of_long, last_start):
+    # trajectories of 10 and 30 steps, K = 8: uniform picks each half the time and starts where a full window
+    # fits; length-proportional (kzl's DT) picks the long one 30/40 of the time and starts at any of its steps
+    trajectories = split_trajectories(synthetic_arrays(lengths=(10, 30), tail=0), source="f", env_name="hopper")
+    windows = TrajectoryWindows(trajectories, context_len=8, rtg_scale=1.0, state_mean=np.zeros(HOPPER.obs_dim),
+                                state_std=np.ones(HOPPER.obs_dim), n_items=4000, sampling=sampling)
+    picks = []
+    windows.window = lambda index, start: picks.append((index, start))
+    torch.manual_seed(0)
+    for i in range(len(windows)):
+        windows[i]
+    long_starts = {start for index, start in picks if index == 1}
+    assert np.mean([index == 1 for index, _ in picks]) == pytest.approx(share_of_long, abs=0.03)
+    assert long_starts == set(range(last_start + 1))
+
+
+def test_unknown_trajectory_sampling_is_named(tmp_path):
+    from tasks.common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="task.datamodule.trajectory_sampling"):
+        D4RLDataModule(dataset={"name": "hopper-medium", "env": "hopper", "file": "x.hdf5"},
+                       trajectory_sampling="proportional")

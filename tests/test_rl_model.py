@@ -1,8 +1,15 @@
-"""Decision Transformer: token layout, causality, padding, streaming = batch forward, training, snapshots."""
+"""Decision Transformer: token layout, causality, padding, streaming = batch forward, training, snapshots,
+validation logging."""
+import csv
+
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 import aaren
+from tasks.datasets.fixtures import make_d4rl_hdf5
+from tasks.rl.data import D4RLDataModule
 from tasks.rl.model import DecisionTransformer
 from tasks.rl.module import DecisionTransformerModule
 
@@ -170,3 +177,22 @@ def test_test_step_evaluates_each_distinct_snapshot_once_and_reports_both(best_s
     assert len(calls) == (2 if best_step == 900 else 4)
     assert logged["last_stream_normalized_score"] == 2.0 and logged["best_step"] == best_step
     assert logged["best_window_normalized_score"] == (1.0 if best_step == 900 else 3.0)
+
+
+def test_every_validation_logs_the_learning_curve_scalars(tmp_path):
+    # a tiny real fit (the environment evaluation replaced by a counter): val/score and val/action_mse are logged
+    # at every validation round, equal to val/normalized_score and val/loss
+    make_d4rl_hdf5(tmp_path / "rl" / "hopper-medium" / "hopper_medium-v2.hdf5", obs_dim=11, act_dim=3)
+    dm = D4RLDataModule(dataset={"name": "hopper-medium", "env": "hopper", "file": "hopper_medium-v2.hdf5"},
+                        data_root=str(tmp_path), context_len=4, batch_size=2, updates_per_epoch=2, val_windows=4)
+    m = module()
+    rounds = []
+    m.run_evaluation = lambda mode, n, seed: rounds.append(mode) or {"normalized_score": 10.0 * len(rounds),
+                                                                     "return_mean": 1.0}
+    trainer = L.Trainer(max_steps=6, logger=CSVLogger(tmp_path, name="log"), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(m, datamodule=dm)
+    with open(next(tmp_path.rglob("metrics.csv"))) as f:
+        rows = [row for row in csv.DictReader(f) if row.get("val/score")]
+    assert [float(r["val/score"]) for r in rows] == [10.0, 20.0, 30.0]
+    assert all(r["val/score"] == r["val/normalized_score"] and r["val/action_mse"] == r["val/loss"] for r in rows)

@@ -11,6 +11,7 @@ from torch.distributions import Categorical, LogNormal, MixtureSameFamily
 
 from tasks.tpp.embedding import EventEmbedding
 from tasks.tpp.lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
+from tasks.tpp.mark_likelihood import mark_log_likelihood, reference_mark_log_likelihood
 from tasks.tpp.metrics import TPPMetrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,3 +110,35 @@ def test_every_reported_metric_is_defined_in_the_recorded_protocol():
     metrics = TPPMetrics(num_marks=3)
     metrics.update(**_terms(), true_time_ll=torch.zeros(2, 3), true_mark_ll=torch.zeros(2, 3))
     assert set(metrics.compute()) == set(report["metrics"])
+
+
+def test_fused_mark_likelihood_equals_log_softmax_gather_in_outputs_and_gradients():
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 7, 50, dtype=torch.float64) * 4).requires_grad_()
+    marks = torch.randint(50, (3, 7))
+    weights = torch.randn(3, 7, dtype=torch.float64)          # a non-uniform incoming gradient
+    fused = mark_log_likelihood(logits, marks)
+    (grad,) = torch.autograd.grad((fused * weights).sum(), logits)
+    reference = reference_mark_log_likelihood(logits, marks)
+    (expected,) = torch.autograd.grad((reference * weights).sum(), logits)
+    torch.testing.assert_close(fused, reference)
+    torch.testing.assert_close(grad, expected)
+    small = logits[:1, :2, :6].detach().requires_grad_()
+    assert torch.autograd.gradcheck(mark_log_likelihood, (small, marks[:1, :2] % 6))
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_mark_terms_score_the_valid_targets_alone_in_chunks(monkeypatch, grad):
+    import tasks.tpp.mark_likelihood as ml
+
+    monkeypatch.setattr(ml, "CHUNK_ROWS", 3)                  # several chunks without autograd
+    torch.manual_seed(0)
+    head, h = torch.nn.Linear(4, 9), torch.randn(2, 5, 4)
+    marks, valid = torch.randint(9, (2, 5)), torch.tensor([[True] * 5, [True, True, False, False, False]])
+    with torch.set_grad_enabled(grad):
+        mark_ll, predicted = ml.mark_terms(head, h, marks, valid)
+    log_probs = torch.log_softmax(head(h), -1)
+    expected = torch.where(valid, log_probs.gather(-1, marks.unsqueeze(-1)).squeeze(-1), 0.0)
+    torch.testing.assert_close(mark_ll, expected)
+    assert torch.equal(predicted, torch.where(valid, log_probs.argmax(-1), 0))
+    assert mark_ll.requires_grad == grad

@@ -6,10 +6,13 @@ import aaren
 import pytest
 import torch
 
+from lightning.pytorch.callbacks import EarlyStopping
+
+from tasks.common.errors import ConfigError
 from tasks.tpp.data import TPPDataModule
 from tasks.tpp.module import TPPModule
 from tasks.tpp.online import OnlineEventForecaster
-from tests.harness_toy.helpers import records, run_in_process
+from tests.harness_toy.helpers import compose_config, path_overrides, records, run_in_process
 
 KINDS = ["aaren", "transformer"]
 HAWKES = dict(process="hawkes", baseline=[0.5, 0.25], adjacency=[[0.4, 0.2], [0.1, 0.5]], decay=1.5,
@@ -127,3 +130,48 @@ def test_train_py_runs_the_embedded_hawkes_default_and_records_the_truth(tmp_pat
     assert record["dataset"] == "Hawkes" and record["data_label"] == "Hawkes (known truth)"
     assert set(record["metrics"]) == set(record["report"]["metrics"])
     assert record["metrics"]["nll"] > record["metrics"]["true_nll"] > 0
+
+
+def test_metatpp_loss_is_the_summed_survival_likelihood_plus_an_l2_penalty():
+    # the hand example of test_tpp_decoder: per-target time (−1, −2, last by survival −0.9 | last −0.6), marks
+    # (−0.1, −0.2, −0.3 | −0.4)
+    terms = dict(time_ll=torch.tensor([[-1.0, -2.0, -3.0], [-0.5, 0.0, 0.0]]),
+                 mark_ll=torch.tensor([[-0.1, -0.2, -0.3], [-0.4, 0.0, 0.0]]),
+                 log_survival=torch.tensor([[-7.0, -8.0, -0.9], [-0.6, 0.0, 0.0]]),
+                 target_mask=torch.tensor([[True, True, True], [True, False, False]]))
+    ours = _module("aaren")
+    assert float(ours.training_loss(terms)) == pytest.approx((6.5 + 1.0) / 4)
+    backbone = dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=8, dropout=0.0)
+    summed = TPPModule(backbone=backbone, optim=dict(name="adam", lr=1e-4), num_marks=2, n_components=2,
+                       loss="metatpp_sum", l2_penalty=0.1)
+    squares = sum(float(p.detach().pow(2).sum()) for p in summed.parameters())
+    loss = summed.training_loss(terms)
+    assert float(loss) == pytest.approx(1 + 2 + 0.9 + 0.6 + 1.0 + 0.05 * squares, rel=1e-6)
+    loss.backward()                                  # the terms are constants here: the gradient is λ θ alone
+    for p in summed.parameters():
+        torch.testing.assert_close(p.grad, 0.1 * p.detach())
+
+
+def test_unknown_loss_or_negative_penalty_is_named():
+    backbone = dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=8, dropout=0.0)
+    with pytest.raises(ConfigError, match="task.module.loss"):
+        TPPModule(backbone=backbone, optim=dict(name="adam", lr=1e-4), num_marks=2, n_components=2, loss="sum")
+    with pytest.raises(ConfigError, match="task.module.l2_penalty"):
+        TPPModule(backbone=backbone, optim=dict(name="adam", lr=1e-4), num_marks=2, n_components=2, l2_penalty=-1)
+
+
+def test_metatpp_experiment_stops_on_val_nll_and_selects_the_checkpoint_by_val_rmse(tmp_path):
+    from tasks.common.runner import build_callbacks
+
+    cfg = compose_config(["experiment=cpu/tpp_metatpp", *path_overrides(tmp_path)])
+    checkpoint, _, callbacks = build_callbacks(cfg, tmp_path, show_progress=False)
+    [stopping] = [c for c in callbacks if isinstance(c, EarlyStopping)]
+    assert (checkpoint.monitor, stopping.monitor) == ("val/rmse_metatpp", "val/nll_metatpp")
+    assert cfg.task.module.optim.weight_decay == 0 and cfg.task.module.l2_penalty == 1e-4
+    tiny = ["experiment=cpu/tpp_metatpp", "model=transformer", "dataset.generator.n_sequences=20",
+            "dataset.generator.end_time=15.0", "task.backbone.d_model=8", "task.backbone.d_ff=8",
+            "task.trainer.max_epochs=2"]
+    record = run_in_process(tmp_path, tiny)
+    assert record["protocol"]["loss"] == "metatpp_sum" and record["protocol"]["l2_penalty"] == 1e-4
+    assert record["protocol"]["checkpoint_selection"] == "val/rmse_metatpp"
+    assert record["monitor"]["name"] == "val/rmse_metatpp" and record["monitor"]["best"] > 0

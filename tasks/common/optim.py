@@ -1,8 +1,12 @@
 """Optimizer and learning-rate schedule from a plain config dict (shared by every task).
 
-optim = {name: adam|adamw|radam, lr, weight_decay, betas: [b1, b2] (optional),
-         schedule: {name: none|halve_each_epoch|linear_warmup, warmup_steps: int (linear_warmup only)}}
+optim = {name: adam|adamw|radam, lr, weight_decay, betas: [b1, b2] (optional), eps (optional, torch's default),
+         schedule: {name: none|halve_each_epoch|tslib_type1_every_5_epochs|linear_warmup,
+                    warmup_steps: int (linear_warmup only)}}
 - halve_each_epoch: lr_e = lr · 0.5^e after epoch e (TSLib's "type1" adjustment, time-series forecasting).
+- tslib_type1_every_5_epochs: TSLib's classification loop before its 2024-07-14 change (commit 1c7f843) called
+  adjust_learning_rate(type1) only after every 5th epoch: after epoch e (1-based, e % 5 == 0) lr = lr · 0.5^(e − 1),
+  i.e. lr for epochs 1–5, lr/16 for 6–10 (6.25e-5 at 1e-3), lr/512 for 11–15 (≈ 1.95e-6), lr/2^14 for 16–20, ...
 - linear_warmup: lr_t = lr · min((t + 1) / warmup_steps, 1) per optimizer step (Decision Transformer).
 """
 from collections.abc import Mapping
@@ -12,8 +16,8 @@ import torch
 from .errors import ConfigError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
-SCHEDULES = ("none", "halve_each_epoch", "linear_warmup")
-OPTIM_KEYS = {"name", "lr", "weight_decay", "betas", "schedule"}
+SCHEDULES = ("none", "halve_each_epoch", "tslib_type1_every_5_epochs", "linear_warmup")
+OPTIM_KEYS = {"name", "lr", "weight_decay", "betas", "eps", "schedule"}
 
 
 def _positive_number(value, key: str, *, allow_zero: bool = False) -> float:
@@ -41,6 +45,8 @@ def check_optim(optim: Mapping) -> dict:
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
             raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {optim['betas']!r}")
         out["betas"] = tuple(float(b) for b in betas)
+    if optim.get("eps") is not None:
+        out["eps"] = _positive_number(optim["eps"], "eps")
     schedule = dict(optim.get("schedule") or {"name": "none"})
     if schedule.get("name", "none") not in SCHEDULES:
         raise ConfigError(f"optim.schedule.name must be one of {list(SCHEDULES)}, got {schedule.get('name')!r}")
@@ -53,18 +59,27 @@ def check_optim(optim: Mapping) -> dict:
     return out
 
 
+def tslib_every_5_epochs_factor(epochs_done: int) -> float:
+    """lr multiplier while training epoch `epochs_done` + 1: the last type1 update happened after epoch
+    j = 5 · ⌊epochs_done / 5⌋ and set lr · 0.5^(j − 1); none yet while j = 0."""
+    last_update = 5 * (epochs_done // 5)
+    return 1.0 if last_update == 0 else 0.5 ** (last_update - 1)
+
+
 def build_optimizer(parameters, optim: Mapping):
     """Return what LightningModule.configure_optimizers returns: an optimizer, or {optimizer, lr_scheduler}."""
     optim = check_optim(optim)
     kwargs = {"lr": optim["lr"], "weight_decay": optim["weight_decay"]}
-    if "betas" in optim:
-        kwargs["betas"] = optim["betas"]
+    kwargs.update({key: optim[key] for key in ("betas", "eps") if key in optim})
     optimizer = OPTIMIZERS[optim["name"]](parameters, **kwargs)
     schedule = optim["schedule"]
     if schedule["name"] == "none":
         return optimizer
     if schedule["name"] == "halve_each_epoch":
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+    if schedule["name"] == "tslib_type1_every_5_epochs":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, tslib_every_5_epochs_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     warmup = schedule["warmup_steps"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min((step + 1) / warmup, 1.0))

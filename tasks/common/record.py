@@ -64,7 +64,8 @@ def build_record(cfg: DictConfig, *, rid: str, experiment: str, config_hash: str
         "protocol": OmegaConf.to_container(cfg.task.protocol, resolve=True),
         "data_label": OmegaConf.select(cfg, "task.data_label", default=None)
         or OmegaConf.select(cfg, "dataset.provenance", default=None),
-        "monitor": {"name": cfg.task.monitor, "mode": cfg.task.monitor_mode, "best": fit["best_score"]},
+        "monitor": {"name": OmegaConf.select(cfg, "task.checkpoint_monitor", default=None) or cfg.task.monitor,
+                    "mode": cfg.task.monitor_mode, "best": fit["best_score"]},   # the tested checkpoint's metric
         "epochs_trained": fit["epochs"],
         "learning_curve": fit.get("learning_curve", []),
         "training": fit.get("training"),

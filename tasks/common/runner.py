@@ -51,7 +51,10 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}", monitor=cfg.task.monitor,
+    # task.checkpoint_monitor (optional, same mode): select the tested checkpoint on another metric than the one
+    # early stopping watches (Meta-TPP: checkpoint by val RMSE, early stopping on val NLL)
+    selection = OmegaConf.select(cfg, "task.checkpoint_monitor", default=None) or cfg.task.monitor
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}", monitor=selection,
                                  mode=cfg.task.monitor_mode, save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     run_state = resume.RunStateCallback()

@@ -5,9 +5,13 @@
    trajectory (no flag: the file was cut at its size) is dropped, as DT's D4RL loader does.
 2. Return-to-go R̂_t = Σ_{t'≥t} r_t' (undiscounted), divided by `rtg_scale`. States are standardised with the
    dataset's mean and std (+1e-6), computed over every state of the kept trajectories.
-3. A training item: a trajectory drawn uniformly, a window of K consecutive timesteps drawn uniformly inside it
-   (shorter trajectories: the whole of it, right-padded with zeros and masked). Items are drawn afresh for each
-   batch (`updates_per_epoch` batches make an epoch), from torch's generator, which the harness seeds.
+3. A training item (`trajectory_sampling`), drawn afresh for each batch (`updates_per_epoch` batches make an
+   epoch) from torch's generator, which the harness seeds:
+   - "uniform" (ours, with replacement): a trajectory drawn uniformly, a window of K consecutive timesteps drawn
+     uniformly inside it (shorter trajectories: the whole of it, right-padded with zeros and masked);
+   - "length_proportional" (kzl's decision-transformer, gym/experiment.py get_batch): a trajectory drawn with
+     probability T_i / Σ T, its window starting at any of its T timesteps, so windows near the end are cut short;
+     kzl left-pads them, we right-pad and mask (the same outputs on the valid steps: masks act inside attention).
 """
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,9 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tasks.common.errors import ConfigError
+
 from .envs import env_spec
 
 STD_EPS = 1e-6  # added to the state std (min-decision-transformer)
+SAMPLINGS = ("uniform", "length_proportional")
 
 
 @dataclass
@@ -72,8 +79,11 @@ class TrajectoryWindows(Dataset):
     """Random K-step windows. Item: (rtg (K, 1), states (K, S), actions (K, A), timesteps (K,) long, mask (K,))."""
 
     def __init__(self, trajectories: list[Trajectory], *, context_len: int, rtg_scale: float,
-                 state_mean: np.ndarray, state_std: np.ndarray, n_items: int):
-        self.context_len, self.n_items = context_len, n_items
+                 state_mean: np.ndarray, state_std: np.ndarray, n_items: int, sampling: str = "uniform"):
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"trajectory_sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        self.context_len, self.n_items, self.sampling = context_len, n_items, sampling
+        self.lengths = torch.tensor([len(t.rewards) for t in trajectories], dtype=torch.float64)   # (n_traj,)
         self.states = [torch.as_tensor((t.observations - state_mean) / state_std, dtype=torch.float32)
                        for t in trajectories]
         self.actions = [torch.as_tensor(t.actions) for t in trajectories]
@@ -96,6 +106,9 @@ class TrajectoryWindows(Dataset):
         return take(self.rtg[index]), take(self.states[index]), take(self.actions[index]), timesteps, mask
 
     def __getitem__(self, _):
+        if self.sampling == "length_proportional":
+            index = int(torch.multinomial(self.lengths, 1))
+            return self.window(index, int(torch.randint(len(self.states[index]), ())))
         index = int(torch.randint(len(self.states), ()))
         T = len(self.states[index])
         start = int(torch.randint(T - self.context_len + 1, ())) if T >= self.context_len else 0
@@ -140,7 +153,8 @@ class D4RLDataModule(L.LightningDataModule):
 
     def __init__(self, *, dataset: Mapping, data_root: str | None = None, context_len: int = 20,
                  rtg_scale: float = 1000.0, batch_size: int = 64, updates_per_epoch: int = 1000,
-                 val_windows: int = 1024, seed: int = 0, num_workers: int = 0):
+                 val_windows: int = 1024, seed: int = 0, num_workers: int = 0,
+                 trajectory_sampling: str = "uniform"):
         super().__init__()
         self.dataset = dict(dataset)
         self.env_name = self.dataset["env"]
@@ -148,6 +162,10 @@ class D4RLDataModule(L.LightningDataModule):
         self.data_root, self.context_len, self.rtg_scale = data_root, context_len, rtg_scale
         self.batch_size, self.updates_per_epoch, self.val_windows = batch_size, updates_per_epoch, val_windows
         self.seed, self.num_workers = seed, num_workers
+        if trajectory_sampling not in SAMPLINGS:
+            raise ConfigError(f"task.datamodule.trajectory_sampling must be one of {list(SAMPLINGS)}, "
+                              f"got {trajectory_sampling!r}")
+        self.trajectory_sampling = trajectory_sampling
         self.train_windows = None
 
     def file(self):
@@ -168,7 +186,8 @@ class D4RLDataModule(L.LightningDataModule):
         self.state_std = (states.std(axis=0) + STD_EPS).astype(np.float32)
         self.train_windows = TrajectoryWindows(
             self.trajectories, context_len=self.context_len, rtg_scale=self.rtg_scale, state_mean=self.state_mean,
-            state_std=self.state_std, n_items=self.updates_per_epoch * self.batch_size)
+            state_std=self.state_std, n_items=self.updates_per_epoch * self.batch_size,
+            sampling=self.trajectory_sampling)
         self.fixed_val = FixedWindows(self.train_windows, n_items=self.val_windows, seed=self.seed)
 
     def data_fingerprint(self) -> dict:

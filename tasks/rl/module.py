@@ -3,8 +3,9 @@
 Training (min-decision-transformer): batches of K-timestep windows; loss = mean squared error between predicted
 and dataset actions over valid (unpadded) timesteps. Validation: `val/loss` on fixed windows, then (outside the
 sanity check) `eval_episodes_val` episodes in the environment (mode `val_mode`), logged as
-`val/normalized_score` and `val/return`. The module keeps two weight snapshots, stored in its checkpoints:
-`last` (the latest validation) and `best` (highest `val/normalized_score`, the DT papers' report).
+`val/normalized_score` and `val/return`; each validation also logs the learning-curve names `val/action_mse`
+(= `val/loss`, the action MSE on the fixed windows) and `val/score` (= `val/normalized_score`). The module
+keeps two weight snapshots, stored in its checkpoints: `last` (the latest validation) and `best` (highest `val/normalized_score`, the DT papers' report).
 Test: for each snapshot and each mode, `eval_episodes_test` episodes on other reset seeds, logged as
 `test/<snapshot>_<mode>_<metric>` (normalized_score, normalized_score_std, return, episode_length, and for
 stream: step_latency_ms and state_bytes_per_episode; window: step_latency_ms). When `best` is the last
@@ -68,7 +69,9 @@ class DecisionTransformerModule(TaskModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        self.log("val/loss", self._action_loss(batch), prog_bar=True, batch_size=batch[0].shape[0])
+        loss = self._action_loss(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[0].shape[0])
+        self.log("val/action_mse", loss, batch_size=batch[0].shape[0])
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -77,6 +80,7 @@ class DecisionTransformerModule(TaskModule):
                                      self.hparams.eval_seed_val)
         score = result["normalized_score"]
         self.log("val/normalized_score", score, prog_bar=True)
+        self.log("val/score", score)
         self.log("val/return", result["return_mean"])
         weights = copy.deepcopy({k: v.detach().cpu() for k, v in self.state_dict().items()})
         self.snapshots["last"] = {"step": self.global_step, "score": score, "weights": weights}

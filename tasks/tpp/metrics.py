@@ -9,6 +9,15 @@ import math
 import torch
 from torch import Tensor
 
+def metatpp_log_likelihood(*, time_ll: Tensor, mark_ll: Tensor, log_survival: Tensor, target_mask: Tensor) -> Tensor:
+    """Meta-TPP's per-target log-likelihood (B, N − 1), 0 at padding: the last target of each sequence enters by
+    its survival log S(τ) instead of its density (src/models/tpp/prob_dists.py), every target's mark by log p(m).
+    Summed, it is Meta-TPP's training loss (tpp_module.py: loss = −Σ(event_ll + surv_ll)) and its NLL's numerator."""
+    n_targets = target_mask.sum(-1)                                              # (B,)
+    is_last = torch.arange(target_mask.shape[-1], device=target_mask.device) == (n_targets - 1).unsqueeze(-1)
+    return torch.where(target_mask, torch.where(is_last, log_survival, time_ll) + mark_ll, 0.0)
+
+
 class TPPMetrics:
     """Accumulate per-target terms; `compute()` → {metric name: float}."""
 
@@ -35,12 +44,9 @@ class TPPMetrics:
         self.sums["seq_err_sq"] += float((error.sum(-1) ** 2).sum())
         self.sums["correct"] += float(((predicted_mark == mark) & m).sum())
         self.counts["targets"] += int(m.sum())
-        # Meta-TPP: the last target of each sequence enters through its survival probability, not its density.
-        n_targets = m.sum(-1)                                                   # (B,)
-        is_last = torch.arange(m.shape[-1], device=m.device) == (n_targets - 1).unsqueeze(-1)
-        time_term = torch.where(is_last, log_survival, time_ll)
-        self.sums["metatpp_ll"] += float(((time_term + mark_ll) * w).sum())
-        self.counts["events"] += int((n_targets + 1).sum())                     # every sequence has >= 1 event
+        self.sums["metatpp_ll"] += float(metatpp_log_likelihood(time_ll=time_ll, mark_ll=mark_ll,
+                                                                log_survival=log_survival, target_mask=m).sum())
+        self.counts["events"] += int((m.sum(-1) + 1).sum())                     # every sequence has >= 1 event
         if true_time_ll is not None:
             self.sums["true_time_ll"] += float(torch.where(m, true_time_ll, 0.0).sum())
             self.sums["true_mark_ll"] += float(torch.where(m, true_mark_ll, 0.0).sum())

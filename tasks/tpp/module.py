@@ -4,23 +4,37 @@
     h   = Backbone(e, mask)                                   (B, N, D), causal: h_i sees events ≤ i
     p(τ_{i+1} | h_i) = LogNormalMixture(h_i),  p(m_{i+1} | h_i) = softmax(W h_i)
 
-Loss: mean over target events (every event but the first of its sequence) of −log p(τ) − log p(m), in the
-dataset's time unit. Aaren and the Transformer differ only in `backbone.kind`.
+Loss (`loss`, a protocol switch), targets = every event but the first of its sequence, dataset's time unit:
+- "mean_per_event" (ours): mean over target events of −log p(τ) − log p(m); regularised by Adam's weight decay.
+- "metatpp_sum" (Meta-TPP's tpp_module.py): −Σ over the batch's targets of Meta-TPP's log-likelihood (the last
+  target of each sequence by its survival, metrics.metatpp_log_likelihood), not divided by anything.
+`l2_penalty` λ adds λ/2 · Σ θ² over every parameter to the training loss (Meta-TPP: λ = its weight decay 1e-4, with
+Adam's own weight decay 0). Aaren and the Transformer differ only in `backbone.kind`.
 """
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tasks.common.errors import ConfigError
 from tasks.common.module import TaskModule
 
 from .embedding import EventEmbedding
 from .lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
-from .metrics import TPPMetrics
+from .mark_likelihood import mark_terms
+from .metrics import TPPMetrics, metatpp_log_likelihood
+
+LOSSES = ("mean_per_event", "metatpp_sum")
 
 
 class TPPModule(TaskModule):
-    def __init__(self, *, backbone: dict, optim: dict, num_marks: int, n_components: int):
+    def __init__(self, *, backbone: dict, optim: dict, num_marks: int, n_components: int,
+                 loss: str = "mean_per_event", l2_penalty: float = 0.0):
+        if loss not in LOSSES:
+            raise ConfigError(f"task.module.loss must be one of {list(LOSSES)}, got {loss!r}")
+        if isinstance(l2_penalty, bool) or not isinstance(l2_penalty, (int, float)) or l2_penalty < 0:
+            raise ConfigError(f"task.module.l2_penalty must be a number >= 0, got {l2_penalty!r}")
         super().__init__(backbone=backbone, optim=optim)
+        self.loss, self.l2_penalty = loss, float(l2_penalty)
         d_model = self.backbone_config["d_model"]
         self.num_marks = num_marks
         self.embedding = EventEmbedding(num_marks=num_marks, d_model=d_model)
@@ -43,26 +57,42 @@ class TPPModule(TaskModule):
         """Per-target terms (B, N − 1), times in the dataset's unit: position i predicts event i + 1."""
         target_mask = batch["mask"][:, 1:]
         scale = batch["scale"][:, None]                                         # (B, 1)
-        dist, mark_log_probs = self.decode(self(batch)[:, :-1])
+        h = self(batch)[:, :-1]                                                 # (B, N − 1, D)
+        dist = self.time_head(h)
         tau = torch.where(target_mask, batch["tau"][:, 1:], 1.0)                # padded targets: any τ > 0
         marks = batch["marks"][:, 1:]
+        if self.mark_head is None:
+            mark_ll, predicted_mark = torch.zeros_like(tau), torch.zeros_like(marks)
+        else:                       # logits of the valid targets only, never their log_softmax (mark_likelihood.py)
+            mark_ll, predicted_mark = mark_terms(self.mark_head, h, marks, target_mask)
         return {
             "time_ll": dist.log_prob(tau) - torch.log(scale),                  # density in the dataset's unit
             "log_survival": dist.log_survival(tau),
             "mean": dist.mean() * scale,
             "tau": tau * scale,
-            "mark_ll": mark_log_probs.gather(-1, marks.unsqueeze(-1)).squeeze(-1),
-            "predicted_mark": mark_log_probs.argmax(-1),
+            "mark_ll": mark_ll,
+            "predicted_mark": predicted_mark,
             "mark": marks,
             "target_mask": target_mask,
         }
 
     # ---- training / evaluation ---------------------------------------------------------------------------
+    def training_loss(self, terms: dict) -> Tensor:
+        """Per-target terms (next_event_terms) → the scalar training loss chosen by `loss` and `l2_penalty`."""
+        m = terms["target_mask"]
+        if self.loss == "mean_per_event":
+            loss = -(terms["time_ll"] + terms["mark_ll"])[m].mean()
+        else:
+            loss = -metatpp_log_likelihood(time_ll=terms["time_ll"], mark_ll=terms["mark_ll"],
+                                           log_survival=terms["log_survival"], target_mask=m).sum()
+        if self.l2_penalty:
+            loss = loss + 0.5 * self.l2_penalty * sum(p.pow(2).sum() for p in self.parameters())
+        return loss
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         terms = self.next_event_terms(batch)
-        m = terms["target_mask"]
-        loss = -(terms["time_ll"] + terms["mark_ll"])[m].mean()
-        self.log("train/loss", loss, batch_size=int(m.sum()))
+        loss = self.training_loss(terms)
+        self.log("train/loss", loss, batch_size=int(terms["target_mask"].sum()))
         return loss
 
     def _evaluate(self, split: str, batch: dict) -> None:

@@ -1,0 +1,61 @@
+"""Sanity baselines (tasks/tpp/baselines.py) on a hand example, and the script end to end on the generated Hawkes."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tasks.tpp.baselines import sanity_baselines, train_mark_frequencies
+from tasks.tpp.sequences import EventSequences
+from tests.harness_toy.helpers import REPO
+
+
+def _sequences(times, marks, num_marks=3, truth=None):
+    times = [np.asarray(t, dtype=np.float64) for t in times]
+    marks = [np.asarray(m, dtype=np.int64) for m in marks]
+    if truth is None:
+        return EventSequences(times, marks, num_marks, "hand")
+    return EventSequences(times, marks, num_marks, "hand", *truth)
+
+
+def test_baselines_on_a_hand_example():
+    # training targets: τ 1, 1, 2 (mean 4/3), marks 1, 1, 2 → counts (0, 2, 1), add-one (1, 3, 2) / 6
+    train = _sequences([[1.0, 2.0, 3.0], [0.5, 2.5]], [[0, 1, 1], [2, 2]])
+    # test targets: seq 1 τ (2, 1), marks (0, 0) after a 0; seq 2 τ (3,), mark 1 after a 2
+    test = _sequences([[1.0, 3.0, 4.0], [1.0, 4.0]], [[0, 0, 0], [2, 1]],
+                      truth=([np.array([9.0, -1.0, -2.0]), np.array([9.0, -3.0])],
+                             [np.array([9.0, -0.5, -0.5]), np.array([9.0, -0.2])]))
+    np.testing.assert_allclose(train_mark_frequencies(train), [1 / 6, 3 / 6, 2 / 6])
+    out = sanity_baselines({"train": train, "val": train, "test": test})
+    assert out["repeat_previous_mark"]["accuracy"] == pytest.approx(2 / 3)
+    freq = out["train_mark_frequencies"]
+    assert freq["nll_mark"] == pytest.approx(-(2 * math.log(1 / 6) + math.log(3 / 6)) / 3)
+    assert freq["accuracy"] == pytest.approx(1 / 3)                        # always mark 1
+    assert out["uniform_marks"]["nll_mark"] == pytest.approx(math.log(3))
+    errors = np.array([4 / 3 - 2, 4 / 3 - 1, 4 / 3 - 3])
+    assert out["train_mean_interevent"]["rmse"] == pytest.approx(math.sqrt((errors ** 2).mean()))
+    per_sequence = np.array([errors[0] + errors[1], errors[2]])           # Meta-TPP squares each sequence's sum
+    assert out["train_mean_interevent"]["rmse_metatpp"] == pytest.approx(math.sqrt((per_sequence ** 2).sum() / 3))
+    truth = out["true_process"]                                           # the first event is input only
+    assert truth["nll_time"] == pytest.approx(6 / 3) and truth["nll_mark"] == pytest.approx(1.2 / 3)
+    assert truth["nll"] == pytest.approx(7.2 / 3)
+
+
+def test_unmarked_data_without_truth_has_only_the_time_baseline():
+    seqs = _sequences([[1.0, 2.0, 4.0]], [[0, 0, 0]], num_marks=1)
+    assert set(sanity_baselines({"train": seqs, "val": seqs, "test": seqs})) == {"train_mean_interevent"}
+
+
+def test_script_writes_the_contract_file_for_the_generated_hawkes(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "tpp_baselines.py"), "Hawkes",
+                           "--results-root", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads((tmp_path / "baselines" / "tpp" / "Hawkes.json").read_text())
+    assert (payload["task"], payload["dataset"], payload["split"], payload["variant"]) == ("tpp", "Hawkes", "test", {})
+    assert set(payload["baselines"]) == {"repeat_previous_mark", "train_mark_frequencies", "uniform_marks",
+                                         "train_mean_interevent", "true_process"}
+    assert payload["provenance"]["generator"]["process"] == "hawkes" and payload["provenance"]["created_at"]
+    # the generating process is the best predictor there is: its NLL is below the frequency baseline's
+    assert payload["baselines"]["true_process"]["nll_mark"] < payload["baselines"]["train_mark_frequencies"]["nll_mark"]
