@@ -1,6 +1,8 @@
 """Decision Transformer: token layout, causality, padding, streaming = batch forward, training, snapshots,
 validation logging."""
 import csv
+import os
+import pickle
 
 import lightning as L
 import pytest
@@ -162,6 +164,26 @@ def test_testing_a_best_checkpoint_takes_the_newest_last_snapshot_from_last_ckpt
     m._trainer = SimpleNamespace(ckpt_path=str(tmp_path / "best-epoch=2.ckpt"))
     m.on_test_start()
     assert m.snapshots["last"]["step"] == 900 and m.snapshots["best"]["step"] == 300
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling this object runs code (touches the marker file)
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_the_last_checkpoint_beside_a_tested_one_is_loaded_without_running_code(tmp_path):
+    from types import SimpleNamespace
+
+    marker = tmp_path / "payload_ran"
+    torch.save({"dt_snapshots": {}, "x": _Payload(marker)}, tmp_path / "last.ckpt")
+    m = module()
+    m._trainer = SimpleNamespace(ckpt_path=str(tmp_path / "best-epoch=2.ckpt"))
+    with pytest.raises(pickle.UnpicklingError):
+        m.on_test_start()
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("best_step", [300, 900])

@@ -111,7 +111,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
     filled = {p["tokens"]: p for p in stored if p["method"] == "filled_cache"}
     resume = resume_path(out_dir, jid)
     if resume.exists():
-        saved = torch.load(resume)
+        saved = torch.load(resume, weights_only=True)  # plain tensors and numbers: no code is unpickled
         t, cumulative, elapsed = saved["t"], saved["cumulative"], saved["elapsed"]
         cumulative_cpu = saved.get("cumulative_cpu")
         state = stepper.restore(saved["state"])

@@ -164,7 +164,8 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
         if fit is None:
             if last is not None:
                 log.info("resuming from %s", last)
-            trainer.fit(module, datamodule=datamodule, ckpt_path=None if last is None else str(last))
+            trainer.fit(module, datamodule=datamodule, ckpt_path=None if last is None else str(last),
+                        weights_only=True)
             if trainer.interrupted:
                 raise KeyboardInterrupt(f"training of {rid} was interrupted; relaunch to resume")
             best = trainer.strategy.broadcast(checkpoint.best_model_path)
@@ -178,7 +179,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
             log.info("training of %s had finished; testing its best checkpoint", rid)
         fit["tested_checkpoint"] = "best" if Path(fit["best_checkpoint"]).name.startswith("best") else "last"
         test_started = time.monotonic()
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=fit["best_checkpoint"])
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=fit["best_checkpoint"], weights_only=True)
         metrics = record.collect_test_metrics(results)
         if not trainer.is_global_zero:
             return None

@@ -121,7 +121,7 @@ class DecisionTransformerModule(TaskModule):
         if tested:
             last = Path(tested).with_name("last.ckpt")
             if last.is_file() and last != Path(tested):
-                self.on_load_checkpoint(torch.load(last, map_location="cpu", weights_only=False))
+                self.on_load_checkpoint(torch.load(last, map_location="cpu", weights_only=True))
 
     # snapshots travel in checkpoints; loading an older checkpoint never replaces a newer snapshot
     def on_save_checkpoint(self, checkpoint: dict) -> None:
