@@ -9,7 +9,9 @@ optimizer outside it, parameters in fp32.
 
     python scripts/bench_train.py [--quick] [--configs rl forecasting ...] [--precisions 32-true bf16-mixed]
                                   [--threads 1] [--out results/bench/train_cpu.jsonl] [--force]
+    python scripts/bench_train.py --table [--out FILE] [--before results/bench/train_cpu_before.jsonl]
 Rows already in --out for the same (config, N, precision, threads, repeats) are kept and skipped (resumable).
+--table prints --out as markdown (no measuring); with --before, each step's speedup over that file's fp32 step.
 """
 import argparse
 import json
@@ -140,6 +142,27 @@ def bench(config: str, n: int, precision: str, *, repeats: int, peaks: dict) -> 
     return rows
 
 
+def _points(path: Path) -> dict:
+    """(config, N, kind, precision) → the latest row of that cell in a results file."""
+    return {(r["config"], r["N"], r["kind"], r["precision"]): r for r in PointStore(path).read()
+            if r.get("record") == "point"}
+
+
+def markdown_table(path: Path, before: Path | None = None) -> str:
+    rows, old = _points(path), _points(before) if before else {}
+    head = "| config | N | kind | precision | backbone ms | step ms | tokens/s | GFLOP/s (of peak) | A/T backbone |"
+    lines = [head + (" step speedup vs before fp32 |" if before else ""), "|---" * (9 + bool(before)) + "|"]
+    for (config, n, kind, precision), r in rows.items():
+        line = (f"| {config} | {n} | {kind} | {precision} | {r['backbone']['cpu_ms']:.1f} | {r['step']['cpu_ms']:.1f} "
+                f"| {r['step']['tokens_per_s']:.0f} | {r['step']['gflops']:.0f} ({r['step']['of_matmul_peak']:.0%}) "
+                f"| {r['aaren_over_transformer']['backbone']:.2f} |")
+        if before:
+            base = old.get((config, n, kind, "32-true"))
+            line += f" {base['step']['cpu_ms'] / r['step']['cpu_ms']:.2f}× |" if base else " — |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -148,7 +171,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "train_cpu.jsonl")
     parser.add_argument("--force", action="store_true", help="measure again rows already in --out")
+    parser.add_argument("--table", action="store_true", help="print --out as a markdown table and stop")
+    parser.add_argument("--before", type=Path, help="with --table: the file whose fp32 steps are the baseline")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(args.out, args.before), end="")
+        return 0
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 9
     store = PointStore(args.out)

@@ -79,3 +79,28 @@ def test_rl_evaluation_runs_under_bf16_autocast(mode):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = evaluate(dt, backbone, **common)  # failed at action.numpy() (NumPy has no bfloat16)
     np.testing.assert_allclose(bf16["returns"], fp32["returns"], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["aaren", "transformer"])
+def test_online_paths_run_under_bf16_autocast_and_agree_with_the_batch_model(kind):
+    """The streaming helpers under the autocast a user (or the harness) sets: they run, and the last online
+    prediction is the batch prediction to bf16 rounding (both under autocast)."""
+    from tasks.classification.module import ClassificationModule
+    from tasks.classification.streaming import OnlineClassifier
+    from tasks.forecasting.module import ForecastingModule
+    from tasks.forecasting.online import OnlineForecaster
+
+    backbone = dict(kind=kind, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
+    torch.manual_seed(0)
+    forecaster = ForecastingModule(backbone=backbone, optim=dict(name="adam", lr=1e-3), channels=3,
+                                   time_feature_freq="h", seq_len=12, horizon=4).eval()
+    classifier = ClassificationModule(backbone=backbone, optim=dict(name="adam", lr=1e-3), n_channels=3,
+                                      n_classes=4, max_length=12).eval()
+    x, marks = torch.randn(2, 12, 3), torch.rand(2, 12, 4) - 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        online = OnlineForecaster(forecaster, batch_size=2)
+        forecasts = [online.update(x[:, t], marks[:, t]) for t in range(12)]
+        logits = OnlineClassifier(classifier).predict_prefixes(x)
+        batch_forecast, batch_logits = forecaster(x, marks), classifier(x, torch.ones(2, 12, dtype=torch.bool))
+    torch.testing.assert_close(forecasts[-1].float(), batch_forecast.float(), rtol=0.05, atol=0.05)
+    torch.testing.assert_close(logits[:, -1].float(), batch_logits.float(), rtol=0.05, atol=0.05)
