@@ -10,6 +10,10 @@ optimizer outside it, parameters in fp32.
     python scripts/bench_train.py [--quick] [--configs rl forecasting ...] [--precisions 32-true bf16-mixed]
                                   [--threads 1] [--out results/bench/train_cpu.jsonl] [--force]
     python scripts/bench_train.py --table [--out FILE] [--before results/bench/train_cpu_before.jsonl]
+    python scripts/bench_train.py --eval [--out results/bench/eval_cpu.jsonl]
+--eval: the RL evaluation's model calls instead (DT at rl size, inference mode): one window-mode call (K = 20
+timesteps = 60 tokens) for 100 / 30 / 10 running episodes, and one stream-mode env step (3 backbone.step calls)
+for 100 / 10 episodes; fp32 vs bf16 autocast, all inside one autocast region as in an evaluation.
 Rows already in --out for the same (config, N, precision, threads, repeats) are kept and skipped (resumable).
 --table prints --out as markdown (no measuring); with --before, each step's speedup over that file's fp32 step.
 """
@@ -20,6 +24,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+import aaren
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -142,6 +148,42 @@ def bench(config: str, n: int, precision: str, *, repeats: int, peaks: dict) -> 
     return rows
 
 
+def bench_eval(*, repeats: int) -> list[dict]:
+    from tasks.rl.model import DecisionTransformer
+    candidates = {}
+    for kind in KINDS:
+        torch.manual_seed(0)
+        dt = DecisionTransformer(state_dim=17, act_dim=6, d_model=128, max_timestep=1000).eval()
+        backbone = aaren.Backbone(kind=kind, **CONFIGS["rl"]["backbone"]).eval()
+        for precision in PRECISIONS:
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+            for e in (100, 30, 10):
+                window = (torch.randn(e, 20, 1), torch.randn(e, 20, 17), torch.randn(e, 20, 6),
+                          torch.arange(20).expand(e, 20))
+                candidates["window", kind, precision, e] = lambda w=window, dt=dt, b=backbone, a=autocast: (
+                    _inference(a, lambda: dt(b, *w)))
+            for e in (100, 10):
+                x, state = torch.randn(e, 128), {"s": backbone.init_state(e)}
+                for _ in range(300):  # a cache of 100 timesteps (Transformer), as mid-episode
+                    state["s"] = backbone.step(x, state["s"])[1]
+
+                def env_step(x=x, state=state, b=backbone):
+                    s = state["s"]
+                    for _ in range(3):
+                        _, s = b.step(x, s)  # the state is not kept: every repeat measures the same step
+                candidates["stream", kind, precision, e] = lambda f=env_step, a=autocast: _inference(a, f)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # one outer region: bf16 weight casts cached, as in a test
+        times = interleaved_medians(candidates, repeats=repeats)
+    return [{"config": f"rl_eval_{mode}", "kind": kind, "precision": precision, "episodes": e,
+             "cpu_ms": round(t["cpu_ms"], 3), "wall_ms": round(t["wall_ms"], 3), "repeats": repeats,
+             "threads": torch.get_num_threads()} for (mode, kind, precision, e), t in times.items()]
+
+
+def _inference(autocast, fn) -> None:
+    with torch.inference_mode(), autocast:
+        fn()
+
+
 def _points(path: Path) -> dict:
     """(config, N, kind, precision) → the latest row of that cell in a results file."""
     return {(r["config"], r["N"], r["kind"], r["precision"]): r for r in PointStore(path).read()
@@ -173,7 +215,15 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="measure again rows already in --out")
     parser.add_argument("--table", action="store_true", help="print --out as a markdown table and stop")
     parser.add_argument("--before", type=Path, help="with --table: the file whose fp32 steps are the baseline")
+    parser.add_argument("--eval", action="store_true", help="time the RL evaluation's model calls instead")
     args = parser.parse_args(argv)
+    if args.eval:
+        torch.set_num_threads(args.threads)
+        store = PointStore(args.out if args.out != parser.get_default("out") else args.out.with_name("eval_cpu.jsonl"))
+        for row in bench_eval(repeats=3 if args.quick else 9):
+            store.append({"job": "eval", "record": "point"} | row)
+            print(json.dumps(row), flush=True)
+        return 0
     if args.table:
         print(markdown_table(args.out, args.before), end="")
         return 0
