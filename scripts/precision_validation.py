@@ -63,13 +63,16 @@ def build_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dt_losses(*, data_root: Path, dataset: str, kind: str, seed: int, updates: int, bf16: bool, batches) -> list:
+def dt_losses(*, dataset: str, kind: str, seed: int, updates: int, bf16: bool, batches, warmup: int | None) -> list:
     from tasks.rl.module import DecisionTransformerModule
     task = yaml.safe_load((REPO / "conf" / "task" / "rl.yaml").read_text())["task"]
     backbone = {k: v for k, v in task["backbone"].items() if k != "kind"}
     env = yaml.safe_load((REPO / "conf" / "dataset" / f"{dataset}.yaml").read_text())["env"]
+    optim = task["module"]["optim"]
+    if warmup is not None:  # rl.yaml warms up over 10k updates: 200 updates would run at ≤ 2 % of the lr
+        optim = dict(optim, schedule=dict(optim["schedule"], warmup_steps=warmup))
     torch.manual_seed(seed)
-    module = DecisionTransformerModule(backbone=dict(backbone, kind=kind), optim=task["module"]["optim"], env=env,
+    module = DecisionTransformerModule(backbone=dict(backbone, kind=kind), optim=optim, env=env,
                                        max_timestep=1000, context_len=20, rtg_scale=1000.0, target_return=1.0,
                                        eval_episodes_val=1, eval_episodes_test=1).train()
     configured = module.configure_optimizers()
@@ -91,7 +94,8 @@ def dt_loss_check(args) -> dict:
     from tasks.rl.data import D4RLDataModule
     torch.set_num_threads(1)
     node = yaml.safe_load((REPO / "conf" / "dataset" / f"{args.dataset}.yaml").read_text())
-    out = {"dataset": args.dataset, "data_root": str(args.data_root), "updates": args.updates, "runs": []}
+    out = {"dataset": args.dataset, "data_root": str(args.data_root), "updates": args.updates,
+           "warmup_steps": args.warmup_steps or "conf/task/rl.yaml", "runs": []}
     for seed in args.seeds:
         torch.manual_seed(seed)
         dm = D4RLDataModule(dataset=node, data_root=str(args.data_root), batch_size=64,
@@ -99,8 +103,8 @@ def dt_loss_check(args) -> dict:
         dm.setup("fit")
         batches = list(dm.train_dataloader())
         for kind in args.kinds:
-            fp32, bf16 = (dt_losses(data_root=args.data_root, dataset=args.dataset, kind=kind, seed=seed,
-                                    updates=args.updates, bf16=b, batches=batches) for b in (False, True))
+            fp32, bf16 = (dt_losses(dataset=args.dataset, kind=kind, seed=seed, updates=args.updates, bf16=b,
+                                    batches=batches, warmup=args.warmup_steps) for b in (False, True))
             rel = [abs(b - f) / f for f, b in zip(fp32, bf16)]
             tail = slice(-50, None)
             run = {"kind": kind, "seed": seed, "fp32": fp32, "bf16": bf16, "max_rel_diff": max(rel),
@@ -123,6 +127,7 @@ def main(argv=None) -> int:
     loss.add_argument("--updates", type=int, default=200)
     loss.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     loss.add_argument("--kinds", nargs="+", default=["aaren", "transformer"])
+    loss.add_argument("--warmup-steps", type=int, help="override rl.yaml's linear warm-up (10k updates)")
     loss.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "precision_validation" / "dt_loss.json")
     args = parser.parse_args(argv)
     if args.command == "dt-loss":
