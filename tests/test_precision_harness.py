@@ -104,3 +104,11 @@ def test_online_paths_run_under_bf16_autocast_and_agree_with_the_batch_model(kin
         batch_forecast, batch_logits = forecaster(x, marks), classifier(x, torch.ones(2, 12, dtype=torch.bool))
     torch.testing.assert_close(forecasts[-1].float(), batch_forecast.float(), rtol=0.05, atol=0.05)
     torch.testing.assert_close(logits[:, -1].float(), batch_logits.float(), rtol=0.05, atol=0.05)
+
+
+def test_tpp_decode_keeps_float64():
+    torch.manual_seed(0)
+    module = TPPModule(backbone=dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=8, dropout=0.0),
+                       optim=dict(name="adam", lr=1e-3), num_marks=3, n_components=2).double().eval()
+    dist, marks = module.decode(torch.randn(2, 4, 8, dtype=torch.float64))
+    assert marks.dtype == dist.loc.dtype == torch.float64

@@ -38,7 +38,7 @@ class TPPModule(TaskModule):
 
         In float32 under mixed precision: CPU autocast keeps log_softmax / logsumexp in bf16 (≈ 3 digits)."""
         with torch.autocast(h.device.type, enabled=False):
-            h = h.float()
+            h = h.float() if h.dtype in (torch.float16, torch.bfloat16) else h  # float64 stays float64
             if self.mark_head is None:
                 return self.time_head(h), torch.zeros(*h.shape[:-1], 1, dtype=h.dtype, device=h.device)
             return self.time_head(h), F.log_softmax(self.mark_head(h), dim=-1)
