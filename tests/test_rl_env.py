@@ -165,3 +165,21 @@ def test_train_py_end_to_end_on_a_generated_hopper_file(tmp_path, model):
         for key in metrics:
             if "latency" not in key:
                 assert metrics_again[key] == pytest.approx(metrics[key], rel=1e-6), key
+
+
+def test_window_evaluation_calls_the_model_for_running_episodes_only():
+    """Episodes end at different steps; a finished one costs no model call and the others' results are unchanged."""
+    torch.manual_seed(0)
+    backbone = aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0)
+    dt = DecisionTransformer(state_dim=17, act_dim=6, d_model=16, max_timestep=1000)
+    rows = []
+    backbone.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    common = dict(env_name="walker2d", mode="window", target_return=3600.0, rtg_scale=1000.0,
+                  state_mean=np.zeros(17), state_std=np.ones(17), context_len=4, seed=0, max_steps=200)
+    together = evaluate(dt, backbone, n_episodes=4, **common)
+    rows_together = sum(rows)
+    alone = [evaluate(dt, backbone, n_episodes=1, **dict(common, seed=i)) for i in range(4)]
+    lengths = [result["episode_length_mean"] for result in alone]
+    assert len(set(lengths)) > 1  # the episodes do end at different steps
+    assert rows_together == sum(lengths)  # one row per episode per step it was running (was 4 x the longest)
+    np.testing.assert_allclose(together["returns"], [r["returns"][0] for r in alone], rtol=1e-4, atol=1e-4)

@@ -5,6 +5,7 @@ and every test metric as `test/<metric>`; the harness records exactly the `test/
 """
 import inspect
 from collections.abc import Mapping
+from contextlib import nullcontext
 
 import aaren
 import lightning as L
@@ -39,6 +40,11 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self):
         return build_optimizer(self.parameters(), self.optim_config)
+
+    def precision_context(self):
+        """The trainer's precision (`trainer.precision`, e.g. bf16-mixed → autocast) for model calls Lightning does
+        not wrap itself (it wraps *_step only): evaluation in epoch-end hooks. Outside a trainer: no change."""
+        return self.trainer.precision_plugin.forward_context() if self._trainer is not None else nullcontext()
 
     def log_test_metrics(self, metrics: Mapping[str, float], **kwargs) -> None:
         """Log {name: value} as `test/<name>`, what the harness records. kwargs go to `self.log_dict`."""

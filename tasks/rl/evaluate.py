@@ -6,10 +6,13 @@ termination or at 1000 steps; the return is the undiscounted sum of rewards. Epi
 
 Modes (both recorded with every number):
 - window: the DT protocol. At step t the model reads the last K timesteps (all of them while t < K) and is run
-  from scratch on that window.
+  from scratch on that window, for the episodes still running only (a finished episode costs no model call).
 - stream: the tokens of the whole episode go through `backbone.step` one at a time; Aaren carries its
   constant-size state, the Transformer a KV cache that grows with t. Reports the model's wall time per env step
   (all episodes together) and the state held per episode at the end.
+
+Precision: the model runs under whatever autocast the caller set (the harness: trainer.precision); its actions
+are cast to float32 before they reach the environment (NumPy has no bfloat16).
 """
 import time
 
@@ -54,14 +57,17 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
         if mode == "window":
             hist_rtg[:, t], hist_states[:, t] = rtg, s_t
             lo = max(0, t - context_len + 1)
-            window = (hist_rtg[:, lo:t + 1], hist_states[:, lo:t + 1], hist_actions[:, lo:t + 1],
-                      all_timesteps[:, lo:t + 1])
-            action = dt(backbone, *window)[:, -1]                                     # (E, A)
+            running = torch.as_tensor(np.flatnonzero(alive), device=device)           # (E',) episodes not done
+            window = (hist_rtg[running, lo:t + 1], hist_states[running, lo:t + 1], hist_actions[running, lo:t + 1],
+                      all_timesteps[running, lo:t + 1])
+            action = torch.zeros(E, A, device=device)
+            action[running] = dt(backbone, *window)[:, -1].float()                    # (E, A); 0 where done
             hist_actions[:, t] = action
         else:
             timestep = torch.full((E,), t, device=device, dtype=torch.long)
             action, state = dt.stream_action(backbone, state, rtg, s_t, timestep)
             state = dt.stream_feed_action(backbone, state, action, timestep)
+            action = action.float()
         model_seconds += time.perf_counter() - started
         action_np = action.cpu().numpy()
         rewards = np.zeros(E, dtype=np.float32)

@@ -88,10 +88,12 @@ class DecisionTransformerModule(TaskModule):
             self.snapshots["best"] = {"step": self.global_step, "score": score, "weights": weights}
 
     def run_evaluation(self, mode: str, n_episodes: int, seed: int) -> dict:
-        return evaluate(self.dt, self.backbone, env_name=self.env_name, mode=mode, n_episodes=n_episodes,
-                        target_return=self.target_return, rtg_scale=self.rtg_scale,
-                        state_mean=self.state_mean.cpu().numpy(), state_std=self.state_std.cpu().numpy(),
-                        context_len=self.context_len, seed=seed)
+        """Episodes at the trainer's precision, in validation (an epoch-end hook) as in test."""
+        with self.precision_context():
+            return evaluate(self.dt, self.backbone, env_name=self.env_name, mode=mode, n_episodes=n_episodes,
+                            target_return=self.target_return, rtg_scale=self.rtg_scale,
+                            state_mean=self.state_mean.cpu().numpy(), state_std=self.state_std.cpu().numpy(),
+                            context_len=self.context_len, seed=seed)
 
     def test_step(self, batch, batch_idx):
         current = {k: v.detach().clone() for k, v in self.state_dict().items()}

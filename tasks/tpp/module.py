@@ -48,10 +48,14 @@ class TPPModule(TaskModule):
         return self.backbone(self.embedding(batch["time"], batch["tau"], batch["marks"]), batch["mask"])
 
     def decode(self, h: Tensor) -> tuple[LogNormalMixture, Tensor]:
-        """h (..., D) → (distribution of the next τ in the rescaled unit, mark log-probabilities (..., K))."""
-        if self.mark_head is None:
-            return self.time_head(h), torch.zeros(*h.shape[:-1], 1, dtype=h.dtype, device=h.device)
-        return self.time_head(h), F.log_softmax(self.mark_head(h), dim=-1)
+        """h (..., D) → (distribution of the next τ in the rescaled unit, mark log-probabilities (..., K)).
+
+        In float32 under mixed precision: CPU autocast keeps log_softmax / logsumexp in bf16 (≈ 3 digits)."""
+        with torch.autocast(h.device.type, enabled=False):
+            h = h.float() if h.dtype in (torch.float16, torch.bfloat16) else h  # float64 stays float64
+            if self.mark_head is None:
+                return self.time_head(h), torch.zeros(*h.shape[:-1], 1, dtype=h.dtype, device=h.device)
+            return self.time_head(h), F.log_softmax(self.mark_head(h), dim=-1)
 
     def next_event_terms(self, batch: dict) -> dict:
         """Per-target terms (B, N − 1), times in the dataset's unit: position i predicts event i + 1."""

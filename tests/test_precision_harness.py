@@ -1,0 +1,114 @@
+"""trainer.precision=bf16-mixed (Lightning's autocast) through the harness: every task trains, validates, tests and
+records under it; the precision is part of the run identity and shown in the record; the pieces that must stay in
+float32 do (RL actions to NumPy, TPP likelihoods, evaluation in epoch-end hooks)."""
+import math
+
+import hydra
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import aaren
+from tasks.common import identity
+from tasks.common.module import TaskModule
+from tasks.rl.evaluate import evaluate
+from tasks.rl.model import DecisionTransformer
+from tasks.tpp.module import TPPModule
+from tests.harness_toy.helpers import CONF, compose_config, path_overrides, records, run_in_process
+
+TASKS = sorted(p.stem for p in (CONF / "experiment" / "smoke").glob("*.yaml"))
+BF16 = "trainer.precision=bf16-mixed"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_runs_end_to_end_in_bf16_mixed_and_records_it(tmp_path, task):
+    overrides = [f"experiment=smoke/{task}", BF16]
+    cfg = compose_config([*overrides, *path_overrides(tmp_path)])
+    fixture = OmegaConf.select(cfg, "smoke.fixture")
+    if fixture is not None:
+        hydra.utils.instantiate(fixture)
+    record = run_in_process(tmp_path, overrides)
+    assert [p.name for p in records(tmp_path)] == [f"{record['run_id']}.json"]
+    assert record["config"]["trainer"]["precision"] == "bf16-mixed"  # shown where conf/trainer puts it
+    assert record["metrics"] and all(v is not None and math.isfinite(v) for v in record["metrics"].values())
+
+
+def test_precision_is_part_of_the_run_identity(tmp_path):
+    base = ["experiment=smoke/forecasting", *path_overrides(tmp_path)]
+    fp32, bf16 = compose_config(base), compose_config([*base, BF16])
+    assert fp32.trainer.precision == "32-true"
+    assert identity.identity_config(fp32)["trainer"]["precision"] == "32-true"
+    assert identity.run_id(fp32) != identity.run_id(bf16)
+
+
+def test_precision_context_follows_the_trainer():
+    module = TaskModule(backbone=dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=8),
+                        optim=dict(name="adam", lr=1e-3))
+    with module.precision_context():  # no trainer: unchanged
+        assert not torch.is_autocast_enabled("cpu")
+    for precision, autocast in (("32-true", False), ("bf16-mixed", True)):
+        module.trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False, enable_progress_bar=False)
+        with module.precision_context():
+            assert torch.is_autocast_enabled("cpu") is autocast
+
+
+def test_tpp_likelihoods_stay_float32_under_autocast():
+    torch.manual_seed(0)
+    module = TPPModule(backbone=dict(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=16, dropout=0.0),
+                       optim=dict(name="adam", lr=1e-3), num_marks=5, n_components=3).eval()
+    h = torch.randn(2, 7, 16)
+    tau = torch.rand(2, 7) + 0.1
+    dist, marks = module.decode(h)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dist_bf16, marks_bf16 = module.decode(h)
+    assert marks_bf16.dtype == torch.float32 and dist_bf16.log_prob(tau).dtype == torch.float32
+    torch.testing.assert_close(marks_bf16, marks)
+    torch.testing.assert_close(dist_bf16.log_prob(tau), dist.log_prob(tau))
+
+
+@pytest.mark.parametrize("mode", ["window", "stream"])
+def test_rl_evaluation_runs_under_bf16_autocast(mode):
+    torch.manual_seed(0)
+    backbone = aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0).eval()
+    dt = DecisionTransformer(state_dim=11, act_dim=3, d_model=16, max_timestep=1000)
+    common = dict(env_name="hopper", mode=mode, n_episodes=2, target_return=3600.0, rtg_scale=1000.0,
+                  state_mean=np.zeros(11), state_std=np.ones(11), context_len=4, seed=5, max_steps=6)
+    fp32 = evaluate(dt, backbone, **common)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = evaluate(dt, backbone, **common)  # failed at action.numpy() (NumPy has no bfloat16)
+    np.testing.assert_allclose(bf16["returns"], fp32["returns"], rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["aaren", "transformer"])
+def test_online_paths_run_under_bf16_autocast_and_agree_with_the_batch_model(kind):
+    """The streaming helpers under the autocast a user (or the harness) sets: they run, and the last online
+    prediction is the batch prediction to bf16 rounding (both under autocast)."""
+    from tasks.classification.module import ClassificationModule
+    from tasks.classification.streaming import OnlineClassifier
+    from tasks.forecasting.module import ForecastingModule
+    from tasks.forecasting.online import OnlineForecaster
+
+    backbone = dict(kind=kind, d_model=16, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
+    torch.manual_seed(0)
+    forecaster = ForecastingModule(backbone=backbone, optim=dict(name="adam", lr=1e-3), channels=3,
+                                   time_feature_freq="h", seq_len=12, horizon=4).eval()
+    classifier = ClassificationModule(backbone=backbone, optim=dict(name="adam", lr=1e-3), n_channels=3,
+                                      n_classes=4, max_length=12).eval()
+    x, marks = torch.randn(2, 12, 3), torch.rand(2, 12, 4) - 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        online = OnlineForecaster(forecaster, batch_size=2)
+        forecasts = [online.update(x[:, t], marks[:, t]) for t in range(12)]
+        logits = OnlineClassifier(classifier).predict_prefixes(x)
+        batch_forecast, batch_logits = forecaster(x, marks), classifier(x, torch.ones(2, 12, dtype=torch.bool))
+    torch.testing.assert_close(forecasts[-1].float(), batch_forecast.float(), rtol=0.05, atol=0.05)
+    torch.testing.assert_close(logits[:, -1].float(), batch_logits.float(), rtol=0.05, atol=0.05)
+
+
+def test_tpp_decode_keeps_float64():
+    torch.manual_seed(0)
+    module = TPPModule(backbone=dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=8, dropout=0.0),
+                       optim=dict(name="adam", lr=1e-3), num_marks=3, n_components=2).double().eval()
+    dist, marks = module.decode(torch.randn(2, 4, 8, dtype=torch.float64))
+    assert marks.dtype == dist.loc.dtype == torch.float64
