@@ -1,0 +1,1 @@
+"""Reporting: records -> one table per experiment (results/tables/, README blocks, plots)."""
