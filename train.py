@@ -1,15 +1,15 @@
 """Train, test and record one run:  python train.py task=<task> model=<aaren|transformer> [dataset=<name>] [seed=<n>]
 
 Sweeps:  python train.py -m experiment=paper/<task> [hydra/launcher=local_parallel|slurm]
-Everything task-specific comes from the config (conf/task/<task>.yaml); the harness is tasks/common/runner.py.
+Everything task-specific comes from the config (conf/task/<task>.yaml); the harness is tasks/harness/runner.py.
 """
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from tasks.common.identity import experiment_name
-from tasks.common.runner import run
+from tasks.harness.identity import experiment_name
+from tasks.harness.runner import run
 
 REPO_ROOT = Path(__file__).resolve().parent
 

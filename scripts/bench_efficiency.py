@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for `tasks.common` when not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for `tasks` when not installed
 
 import torch  # noqa: E402
 

@@ -23,8 +23,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from aaren.export import OnnxStep, export_step_onnx  # noqa: E402
-from tasks.common.provenance import machine  # noqa: E402
-from tasks.common.store import write_json_atomic  # noqa: E402
+from tasks.provenance import machine  # noqa: E402
+from tasks.fileio import write_json_atomic  # noqa: E402
 from tests.harness_toy.helpers import compose_config  # noqa: E402
 
 TASKS = ("forecasting", "classification", "tpp", "rl")

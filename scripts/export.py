@@ -28,7 +28,8 @@ if str(REPO) not in sys.path:
 
 from aaren.export import (OnnxStep, describe_step, export_step_onnx, export_step_torchscript,  # noqa: E402
                           max_abs_difference, replay)
-from tasks.common import resume, store  # noqa: E402
+from tasks import fileio  # noqa: E402
+from tasks.harness import resume, store  # noqa: E402
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     path = export(step, args.out)
     signature = path.with_name(path.name + ".json")  # the calling convention, for runtimes without torch
     extra = getattr(online, "deploy_info", None)  # optional: what a runtime needs to prepare the raw data
-    store.write_json_atomic(signature, {"task": cfg.task.name, "run": str(folder), **describe_step(step),
+    fileio.write_json_atomic(signature, {"task": cfg.task.name, "run": str(folder), **describe_step(step),
                                         **({"data": extra(module, datamodule)} if extra else {})})
     summary = {"run": str(folder), "task": cfg.task.name, "format": args.format, "out": str(path),
                "bytes": path.stat().st_size, "signature": str(signature), "inputs": list(step.input_names), "outputs": list(step.output_names)}

@@ -7,7 +7,7 @@
     python scripts/make_tables.py --wandb          # also log each table as a W&B Table (offline by default)
 
 Writes results/tables/<experiment, / → ->.{md,tex,csv,png}, results/curves/<experiment>/<row>.png and the
-README table blocks (tasks/common/table_build.py). Only records whose `experiment` is the table's enter it.
+README table blocks (tasks/reporting/table_build.py). Only records whose `experiment` is the table's enter it.
 """
 import argparse
 import logging
@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tasks.common import table_build, table_render  # noqa: E402
+from tasks.reporting import table_build, table_render  # noqa: E402
 
 
 def parse(argv):

@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import identity, store  # noqa: E402
+from tasks import fileio  # noqa: E402
+from tasks.harness import identity, store  # noqa: E402
 
 OLD_SCHEMA, NEW_SCHEMA = 1, 2
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         return 0
     for path, new in plan:
-        store.write_json_atomic(store.record_path(args.results_root, new["task"], new["dataset"], new["run_id"]), new)
+        fileio.write_json_atomic(store.record_path(args.results_root, new["task"], new["dataset"], new["run_id"]), new)
     for path in {path for path, _ in plan}:
         if path not in {store.record_path(args.results_root, n["task"], n["dataset"], n["run_id"]) for _, n in plan}:
             path.unlink()

@@ -25,7 +25,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks.common.store import read_record  # noqa: E402
+from tasks.harness.store import read_record  # noqa: E402
 
 # the metrics shown per task (the record holds them all)
 SHOWN = {"forecasting": ["mse", "mae"], "classification": ["accuracy", "loss"],
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     loss.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "precision_validation" / "dt_loss.json")
     args = parser.parse_args(argv)
     if args.command == "dt-loss":
-        from tasks.common.store import write_json_atomic
+        from tasks.fileio import write_json_atomic
         from scripts.efficiency.common import provenance
         write_json_atomic(args.out, dt_loss_check(args) | {"provenance": provenance("cpu")})
         return 0

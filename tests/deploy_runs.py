@@ -5,8 +5,8 @@ from pathlib import Path
 import hydra
 from omegaconf import OmegaConf
 
-from tasks.common import identity
-from tasks.common.runner import prepare_config
+from tasks.harness import identity
+from tasks.harness.runner import prepare_config
 from tests.harness_toy.helpers import REPO, compose_config, path_overrides, run_in_process
 
 

@@ -44,7 +44,7 @@ def test_the_task_config_records_its_protocol():
 
 
 def test_paper_era_tslib_schedule_steps_the_lr_after_every_fifth_epoch():
-    from tasks.common.optim import build_optimizer
+    from tasks.base.optim import build_optimizer
 
     out = build_optimizer([torch.nn.Parameter(torch.zeros(1))],
                           {"name": "radam", "lr": 1e-3, "schedule": {"name": "tslib_type1_every_5_epochs"}})

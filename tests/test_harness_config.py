@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import identity  # noqa: E402
-from tasks.common.checks import check_run_config  # noqa: E402
-from tasks.common.errors import ConfigError  # noqa: E402
-from tasks.common.runner import trainer_kwargs  # noqa: E402
+from tasks.harness import identity  # noqa: E402
+from tasks.harness.checks import check_run_config  # noqa: E402
+from tasks.errors import ConfigError  # noqa: E402
+from tasks.harness.runner import trainer_kwargs  # noqa: E402
 from tests.harness_toy.helpers import CONF, TOY_CONF, compose_config, path_overrides, run_in_process  # noqa: E402
 
 CONF_DIRS = (CONF, TOY_CONF)

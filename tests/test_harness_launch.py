@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import store  # noqa: E402
+from tasks.harness import store  # noqa: E402
 from tests.harness_toy.helpers import records, run_in_process, run_train, subprocess_env, train_command  # noqa: E402
 
 RESUMABLE = ["task=toy", "logger=csv", "task.trainer.max_epochs=6", "task.patience=null"]

@@ -9,9 +9,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common.errors import ConfigError  # noqa: E402
-from tasks.common.module import TaskModule  # noqa: E402
-from tasks.common.optim import build_optimizer  # noqa: E402
+from tasks.errors import ConfigError  # noqa: E402
+from tasks.base.module import TaskModule  # noqa: E402
+from tasks.base.optim import build_optimizer  # noqa: E402
 
 BACKBONE = {"kind": "aaren", "d_model": 8, "n_layers": 1, "n_heads": 2, "d_ff": 16, "dropout": 0.0}
 

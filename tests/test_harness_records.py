@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import identity, store  # noqa: E402
+from tasks.harness import identity, store  # noqa: E402
 from tests.harness_toy.helpers import compose_config, records, run_in_process  # noqa: E402
 
 TOY = ["task=toy", "task.trainer.max_epochs=3", "task.patience=null"]
@@ -105,7 +105,7 @@ class NamedFileDataModule:
 
 
 def test_finished_run_warns_when_its_data_file_changed(tmp_path, caplog):
-    from tasks.common.checks import warn_on_data_drift
+    from tasks.harness.checks import warn_on_data_drift
     from tasks.datasets.download import sha256_of
 
     NamedFileDataModule.path = tmp_path / "data.bin"

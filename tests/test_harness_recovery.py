@@ -14,9 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import resume, store  # noqa: E402
-from tasks.common.checks import check_run_config  # noqa: E402
-from tasks.common.errors import ConfigError  # noqa: E402
+from tasks import fileio  # noqa: E402
+from tasks.harness import resume, store  # noqa: E402
+from tasks.harness.checks import check_run_config  # noqa: E402
+from tasks.errors import ConfigError  # noqa: E402
 from tests.harness_toy.helpers import compose_config, records, run_in_process  # noqa: E402
 
 TOY = ["task=toy", "task.trainer.max_epochs=2", "task.patience=null"]
@@ -103,9 +104,9 @@ def test_stale_temporary_records_are_removed_by_the_next_write(tmp_path):
     stale, fresh = folder / ".aaren_s0_x.json.ab12cd.tmp", folder / ".aaren_s1_x.json.ef34gh.tmp"
     stale.write_text("{")
     fresh.write_text("{")
-    old = time.time() - store.STALE_TMP_S - 60
+    old = time.time() - fileio.STALE_TMP_S - 60
     os.utime(stale, (old, old))
-    store.write_json_atomic(folder / "aaren_s2_x.json", {"ok": 1})
+    fileio.write_json_atomic(folder / "aaren_s2_x.json", {"ok": 1})
     assert not stale.exists() and fresh.exists()  # a young one may be a live writer's
 
 

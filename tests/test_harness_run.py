@@ -13,7 +13,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from scripts import make_tables  # noqa: E402
-from tasks.common import store  # noqa: E402
+from tasks.harness import store  # noqa: E402
 from tests.harness_toy.helpers import CONF, compose_config, path_overrides, records, run_in_process  # noqa: E402
 
 TOY = ["task=toy", "task.trainer.max_epochs=2"]
@@ -51,9 +51,9 @@ def test_seed_changes_the_run_and_its_numbers(tmp_path):
 
 
 def test_a_second_start_of_a_running_run_stands_aside(tmp_path):
-    from tasks.common import identity
-    from tasks.common.resume import RunLock
-    from tasks.common.runner import prepare_config
+    from tasks.harness import identity
+    from tasks.harness.resume import RunLock
+    from tasks.harness.runner import prepare_config
     from tests.harness_toy.helpers import REPO as repo
 
     cfg = prepare_config(compose_config([*TOY, *path_overrides(tmp_path)]), repo)

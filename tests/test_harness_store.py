@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import store  # noqa: E402
+from tasks import fileio  # noqa: E402
+from tasks.harness import store  # noqa: E402
 
 RECORD = {"run_id": "aaren_s0_x", "task": "toy", "dataset": "toy_sine", "model": "aaren", "seed": 0,
           "variant": {}, "metrics": {"mse": 0.5}}
@@ -20,7 +21,7 @@ RECORD = {"run_id": "aaren_s0_x", "task": "toy", "dataset": "toy_sine", "model":
 
 def test_write_then_read_back(tmp_path):
     path = store.record_path(tmp_path, "toy", "toy_sine", "aaren_s0_x")
-    store.write_json_atomic(path, RECORD)
+    fileio.write_json_atomic(path, RECORD)
     assert store.read_record(path) == RECORD
     assert store.load_records(tmp_path) == [RECORD] and store.load_records(tmp_path, "other") == []
     assert path.stat().st_mode & 0o644 == 0o644  # an ordinary readable file, not mkstemp's 0600
@@ -28,27 +29,27 @@ def test_write_then_read_back(tmp_path):
 
 def test_failed_replace_keeps_the_old_record_and_leaves_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
-    store.write_json_atomic(path, RECORD)
+    fileio.write_json_atomic(path, RECORD)
 
     def crash(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(store.os, "replace", crash)
+    monkeypatch.setattr(fileio.os, "replace", crash)
     with pytest.raises(OSError):
-        store.write_json_atomic(path, {**RECORD, "seed": 1})
+        fileio.write_json_atomic(path, {**RECORD, "seed": 1})
     assert store.read_record(path)["seed"] == 0
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 def test_non_finite_numbers_are_refused_not_written(tmp_path):
     with pytest.raises(ValueError):
-        store.write_json_atomic(tmp_path / "r.json", {**RECORD, "metrics": {"mse": float("nan")}})
+        fileio.write_json_atomic(tmp_path / "r.json", {**RECORD, "metrics": {"mse": float("nan")}})
     assert list(tmp_path.iterdir()) == []
 
 
 WRITER = """
 import sys
-from tasks.common.store import write_json_atomic
+from tasks.fileio import write_json_atomic
 i = 0
 while True:
     write_json_atomic(sys.argv[1], {"run_id": "r", "task": "toy", "dataset": "d", "model": "aaren", "seed": 0,
@@ -80,7 +81,7 @@ def test_temporaries_are_not_records_and_bad_files_are_named(tmp_path):
     folder.mkdir(parents=True)
     (folder / ".aaren_s0_x.json.abc.tmp").write_text("{")
     (folder / ".aaren_s1_y.json").write_text("{")  # a temporary that lost its suffix: still not a record
-    store.write_json_atomic(folder / "aaren_s0_x.json", RECORD)
+    fileio.write_json_atomic(folder / "aaren_s0_x.json", RECORD)
     assert store.load_records(tmp_path) == [RECORD]
     (folder / "broken.json").write_text('{"run_id": ')
     with pytest.raises(store.RecordFormatError, match="broken.json"):

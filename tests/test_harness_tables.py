@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tasks.common import table_render, tables  # noqa: E402
-from tasks.common.table_inputs import Experiment  # noqa: E402
+from tasks.reporting import table_render, tables  # noqa: E402
+from tasks.reporting.table_inputs import Experiment  # noqa: E402
 
 EXP = "cpu/forecasting"
 
@@ -201,7 +201,7 @@ def test_select_filters_on_dotted_fields():
 
 
 def test_learning_curves_are_the_mean_over_seeds_at_each_step_never_filled_in():
-    from tasks.common import table_plots
+    from tasks.reporting import table_plots
 
     runs = [{"learning_curve": [{"epoch": 0, "step": 100, "val/score": 10.0, "val/action_mse": 0.5},
                                 {"epoch": 1, "step": 200, "val/score": 30.0}]},

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tasks.common.positional import sinusoid
+from tasks.base.positional import sinusoid
 
 
 @pytest.mark.parametrize("d", [6, 7])

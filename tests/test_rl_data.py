@@ -275,7 +275,7 @@ def test_trajectory_sampling_switch(sampling, share_of_long, last_start):
 
 
 def test_unknown_trajectory_sampling_is_named(tmp_path):
-    from tasks.common.errors import ConfigError
+    from tasks.errors import ConfigError
 
     with pytest.raises(ConfigError, match="task.datamodule.trajectory_sampling"):
         D4RLDataModule(dataset={"name": "hopper-medium", "env": "hopper", "file": "x.hdf5"},

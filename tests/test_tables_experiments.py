@@ -12,7 +12,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from scripts import make_tables  # noqa: E402
-from tasks.common import store, table_build, table_inputs  # noqa: E402
+from tasks import fileio  # noqa: E402
+from tasks.harness import store  # noqa: E402
+from tasks.reporting import table_build, table_inputs  # noqa: E402
 
 CONF = REPO / "conf"
 
@@ -26,7 +28,7 @@ def record(experiment, dataset, model, seed, mse, horizon=96, finished="2026-01-
 
 def write(root, records):
     for r in records:
-        store.write_json_atomic(store.record_path(root, r["task"], r["dataset"], r["run_id"]), r)
+        fileio.write_json_atomic(store.record_path(root, r["task"], r["dataset"], r["run_id"]), r)
 
 
 def test_the_expected_rows_and_seeds_come_from_the_experiments_own_sweep():

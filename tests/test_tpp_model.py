@@ -8,7 +8,7 @@ import torch
 
 from lightning.pytorch.callbacks import EarlyStopping
 
-from tasks.common.errors import ConfigError
+from tasks.errors import ConfigError
 from tasks.tpp.data import TPPDataModule
 from tasks.tpp.module import TPPModule
 from tasks.tpp.online import OnlineEventForecaster
@@ -161,7 +161,7 @@ def test_unknown_loss_or_negative_penalty_is_named():
 
 
 def test_metatpp_experiment_stops_on_val_nll_and_selects_the_checkpoint_by_val_rmse(tmp_path):
-    from tasks.common.runner import build_callbacks
+    from tasks.harness.runner import build_callbacks
 
     cfg = compose_config(["experiment=cpu/tpp_metatpp", *path_overrides(tmp_path)])
     checkpoint, _, callbacks = build_callbacks(cfg, tmp_path, show_progress=False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from tasks.common.provenance import cpu_name, git_state, machine, package_versions
-from tasks.common.store import write_json_atomic
+from tasks.provenance import cpu_name, git_state, machine, package_versions
+from tasks.fileio import write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 PROC_STATUS, PROC_CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")

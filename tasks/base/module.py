@@ -10,7 +10,8 @@ from contextlib import nullcontext
 import aaren
 import lightning as L
 
-from .errors import ConfigError
+from tasks.errors import ConfigError
+
 from .optim import build_optimizer, check_optim
 
 

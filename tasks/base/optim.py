@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .errors import ConfigError
+from tasks.errors import ConfigError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
 SCHEDULES = ("none", "halve_each_epoch", "tslib_type1_every_5_epochs", "linear_warmup")

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tasks.common.positional import sinusoid
+from tasks.base.positional import sinusoid
 
 POOLINGS = ("flatten", "last")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import Tensor
 
-from tasks.common.module import TaskModule
+from tasks.base.module import TaskModule
 
 from .model import ClassificationHead, SeriesEmbedding
 

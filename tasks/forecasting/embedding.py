@@ -8,7 +8,7 @@ embed=timeF), made causal so the backbone's streaming `step` can consume one obs
 """
 from torch import Tensor, nn
 
-from tasks.common.positional import sinusoid
+from tasks.base.positional import sinusoid
 
 
 class ForecastEmbedding(nn.Module):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
-from tasks.common.module import TaskModule
+from tasks.base.module import TaskModule
 
 from .embedding import ForecastEmbedding
 from .normalization import INPUT_NORMS, window_stats

@@ -6,7 +6,7 @@ from pathlib import Path
 from aaren.backbone import KINDS
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError
+from tasks.errors import ConfigError
 
 log = logging.getLogger("aaren.harness")
 

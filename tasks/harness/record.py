@@ -5,7 +5,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .provenance import git_state, machine, package_versions
+from tasks.provenance import git_state, machine, package_versions
 
 SCHEMA_VERSION = 2  # 2: experiment, learning_curve, training, report, copied_from (tasks/README.md)
 TEST_PREFIX = "test/"

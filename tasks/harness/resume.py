@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from .store import write_json_atomic
+from tasks.fileio import write_json_atomic
 
 log = logging.getLogger("aaren.harness")
 CORRUPT = "corrupt"

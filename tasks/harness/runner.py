@@ -18,8 +18,10 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProg
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from tasks.errors import ConfigError
+from tasks.fileio import write_json_atomic
+
 from . import checks, identity, loggers, record, resume, store
-from .errors import ConfigError
 
 log = logging.getLogger("aaren.harness")
 log.setLevel(logging.INFO)  # the harness's own lines reach train.log even where the root logger is at WARNING
@@ -108,7 +110,7 @@ def _recorded(cfg: DictConfig, *, experiment: str, config_hash: str, record_path
     if experiment != identity.ADHOC:  # the experiment's own table needs its own record of the cell
         entry = {**source, "run_id": rid, "experiment": experiment, "copied_from": source["run_id"],
                  "report": record.report_of(cfg)}
-        store.write_json_atomic(record_path, entry)
+        write_json_atomic(record_path, entry)
     log.info("%s", _metrics_line(entry))
     log.info("run %s: the same config values were recorded by experiment %s (%s in %s)%s; skipping "
              "(force=true reruns it)", rid, source.get("experiment", identity.ADHOC), source.get("finished_at"),
@@ -189,7 +191,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
                                     resumed=resumed, fit=fit, world_size=trainer.world_size)
         if callable(getattr(datamodule, "data_fingerprint", None)):  # the file read, where a task names one
             entry["data"] = datamodule.data_fingerprint()
-        store.write_json_atomic(record_path, entry)
+        write_json_atomic(record_path, entry)
         loggers.log_record(logger, entry)
         log.info("%s", _metrics_line(entry))
         log.info("run %s done: recorded in %s", rid, record_path)

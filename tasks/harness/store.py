@@ -1,20 +1,12 @@
 """Results store: one JSON record per run, `<results_root>/records/<task>/<dataset>/<run_id>.json`.
 
-One file per run makes duplicates impossible (a rerun replaces its own file); each write goes to a temporary
-file in the same folder, is fsynced, then os.replace()d over the target, so a reader (or a kill at any moment)
-sees the old record or the new one, never a torn file. A temporary file a kill left behind is removed by the next
-write to its folder once it is older than STALE_TMP_S (a write takes milliseconds; a younger one may be a live
-writer's, on this host or another one sharing the store).
+One file per run makes duplicates impossible (a rerun replaces its own file); records are written atomically
+with tasks/fileio.py's `write_json_atomic` (a reader, or a kill at any moment, sees the old record or the new one).
 """
 import json
-import os
-import tempfile
-import time
 from pathlib import Path
 
 RECORDS = "records"
-TMP_SUFFIX = ".tmp"
-STALE_TMP_S = 600
 
 
 class RecordFormatError(ValueError):
@@ -23,46 +15,6 @@ class RecordFormatError(ValueError):
 
 def record_path(results_root: str | Path, task: str, dataset: str, rid: str) -> Path:
     return Path(results_root) / RECORDS / task / dataset / f"{rid}.json"
-
-
-def write_json_atomic(path: str | Path, payload: dict) -> Path:
-    """Write `payload` as JSON to `path` atomically (tmp file in the same folder + fsync + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp_files(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(payload, file, indent=2, sort_keys=True, allow_nan=False)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a record is an ordinary (committed) file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def remove_stale_tmp_files(folder: Path, *, older_than_s: float = STALE_TMP_S) -> list[Path]:
-    """Delete `.<name>.XXXX.tmp` files (left by a kill during a write) older than `older_than_s` seconds."""
-    now, removed = time.time(), []
-    for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
-        try:
-            if now - tmp.stat().st_mtime > older_than_s:
-                tmp.unlink()
-                removed.append(tmp)
-        except FileNotFoundError:  # another writer cleaned it first
-            pass
-    return removed
 
 
 REQUIRED = ("run_id", "task", "dataset", "model", "seed", "variant", "metrics")

@@ -13,7 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import store, table_plots, table_render, tables
+from tasks.harness import store
+
+from . import table_plots, table_render, tables
 from .table_inputs import TableInputError, is_result_experiment, list_experiments, load_baselines, \
     load_experiment, slug
 

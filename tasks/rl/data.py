@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tasks.common.errors import ConfigError
+from tasks.errors import ConfigError
 
 from .envs import env_spec
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tasks.common.module import TaskModule
+from tasks.base.module import TaskModule
 
 from .envs import env_spec
 from .evaluate import MODES, evaluate

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import yaml
 
-from tasks.common.store import write_json_atomic
+from tasks.fileio import write_json_atomic
 
 from .d4rl_format import PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5
 from .envs import env_spec

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from tasks.common.store import write_json_atomic
+from tasks.fileio import write_json_atomic
 
 from .envs import make_env, normalized_score, simulator_state
 

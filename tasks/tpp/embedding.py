@@ -1,7 +1,7 @@
 """Event embedding: a mark embedding plus a projection of sinusoidal temporal encodings of t and τ.
 
     TE(x)_{2i} = sin(x / 10000^{2i/D}),  TE(x)_{2i+1} = cos(x / 10000^{2i/D})       (THP, Zuo et al. 2020, eq. 1;
-                                                                  tasks/common/positional.py)
+                                                                  tasks/base/positional.py)
     e_i = E[m_i] + W [TE(t_i); TE(τ_i)]                                            (B, N, D)
 
 THP encodes the absolute time t; Meta-TPP's THP+ encodes its npz `times`, which are the inter-event times τ.
@@ -11,7 +11,7 @@ Times are in the task's rescaled unit (tasks/tpp/data.py).
 import torch
 from torch import Tensor, nn
 
-from tasks.common.positional import sinusoid
+from tasks.base.positional import sinusoid
 
 
 class EventEmbedding(nn.Module):

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tasks.common.errors import ConfigError
-from tasks.common.module import TaskModule
+from tasks.errors import ConfigError
+from tasks.base.module import TaskModule
 
 from .embedding import EventEmbedding
 from .lognormal_mixture import LogNormalMixture, LogNormalMixtureHead

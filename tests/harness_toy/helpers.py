@@ -46,8 +46,8 @@ def isolated_torch():
 
 def run_in_process(root: Path, overrides: list[str]) -> dict | None:
     """As `python train.py <overrides>` would: the record's experiment is Hydra's `experiment` choice."""
-    from tasks.common.identity import experiment_name
-    from tasks.common.runner import run
+    from tasks.harness.identity import experiment_name
+    from tasks.harness.runner import run
 
     logger = [] if any(o.startswith("logger=") for o in overrides) else ["logger=none"]
     cfg = compose_config([*QUIET, *logger, *path_overrides(root), *overrides], return_hydra_config=True)

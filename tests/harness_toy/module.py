@@ -7,7 +7,7 @@ import time
 
 from torch import nn
 
-from tasks.common.module import TaskModule
+from tasks.base.module import TaskModule
 
 
 class ToyModule(TaskModule):
