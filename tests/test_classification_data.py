@@ -8,8 +8,7 @@ from omegaconf import OmegaConf
 
 from tasks.classification.data import UEADataModule, pad_batch
 from tasks.classification.protocol import ClassificationDataError
-from tasks.datasets.fixtures import make_ts_pair, write_ts
-from tasks.datasets.paths import SHARED_ROOT
+from tests.fixtures import SHARED_ROOT, make_ts_pair, write_ts
 from tasks.datasets.readers import DatasetFormatError
 
 # A registered UEA name with no recorded file sizes, so the registry's `locate` accepts small generated files.

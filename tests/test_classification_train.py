@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from tasks.classification.data import UEADataModule
 from tasks.classification.module import ClassificationModule
-from tasks.datasets.fixtures import make_ts_pair
+from tests.fixtures import make_ts_pair
 
 NAME = "SelfRegulationSCP2"  # a registered name without recorded file sizes: generated files stand in for it
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")

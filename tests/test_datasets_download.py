@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tasks.datasets import fixtures
+from tests import fixtures
 from tasks.datasets.download import DownloadError, dataset_status, download_dataset
 from tasks.datasets.paths import REPO_ROOT
 from tasks.datasets.registry import DatasetInfo, FileInfo, Source

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tasks.datasets import fixtures
+from tests import fixtures
 from tasks.datasets.readers import (DatasetFormatError, read_csv_series, read_d4rl_hdf5, read_tpp, read_ts)
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from tasks.datasets import registry
 from tasks.datasets.errors import DatasetFormatError, DatasetMissingError
-from tasks.datasets.paths import DATA_ROOT_ENV, SHARED_ROOT, SHIPPED_ROOT, data_root
+from tasks.datasets.paths import DATA_ROOT_ENV, SHIPPED_ROOT, data_root
 from tasks.datasets.readers import read_csv_series, read_tpp, read_ts
+from tests.fixtures import SHARED_ROOT
 
 needs_shared = pytest.mark.skipif(not SHARED_ROOT.is_dir(), reason=f"{SHARED_ROOT} absent (team-only data)")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tasks.datasets.errors import DatasetFormatError
-from tasks.datasets.fixtures import make_tslib_csv
+from tests.fixtures import make_tslib_csv
 from tasks.forecasting.data import ForecastingDataModule, ForecastingWindows, load_series
 from tasks.forecasting.splits import StandardScaler, split_borders
 from tasks.forecasting.time_features import n_time_features, time_features

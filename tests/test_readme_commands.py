@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,20 @@ def test_main_command_on_a_fresh_clone_prints_the_recorded_test_metrics(tmp_path
     assert "recorded by experiment cpu/forecasting_horizons" in text and "force=true reruns it" in text
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True)
     assert status.stdout == "" and not (clone / "outputs" / "runs").exists()
+
+
+def test_the_library_distribution_holds_aaren_alone(tmp_path):
+    """`pip install .` is the library alone (README "Layout"): a wheel built from the project has `aaren` only;
+    tasks/ (and the test fixtures) stay in the checkout."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("aaren", "tasks", "tests"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("aaren-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"aaren"}

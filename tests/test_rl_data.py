@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tasks.datasets.errors import DatasetFormatError
-from tasks.datasets.fixtures import make_d4rl_hdf5
+from tests.fixtures import make_d4rl_hdf5
 from tasks.rl.d4rl_format import (PROVENANCE, D4RLConsistencyError, check_d4rl_arrays, dataset_statistics,
                                   write_d4rl_hdf5)
 from tasks.rl.data import D4RLDataModule, TrajectoryWindows, returns_to_go, split_trajectories

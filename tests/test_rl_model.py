@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 import aaren
-from tasks.datasets.fixtures import make_d4rl_hdf5
+from tests.fixtures import make_d4rl_hdf5
 from tasks.rl.data import D4RLDataModule
 from tasks.rl.model import DecisionTransformer
 from tasks.rl.module import DecisionTransformerModule

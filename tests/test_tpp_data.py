@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from tasks.datasets.errors import DatasetFormatError
-from tasks.datasets.fixtures import make_meta_tpp_npz
+from tests.fixtures import make_meta_tpp_npz
 from tasks.datasets.readers import read_tpp
 from tasks.datasets.registry import locate
 from tasks.tpp.data import LengthBucketBatches, TPPDataModule, collate, load_splits

@@ -1,4 +1,4 @@
-"""Where datasets live: `<data root>/<task>/<Name>/<files>` (the layout of ../shared/datasets).
+"""Where datasets live: `<data root>/<task>/<Name>/<files>` (the layout of the team's ../shared/datasets).
 
 The data root is $AAREN_DATA_ROOT when set (relative paths are taken from the current directory), else
 `<repo>/data/`, which also holds the copies shipped in git (ETTh1).
@@ -11,7 +11,6 @@ from pathlib import Path
 DATA_ROOT_ENV = "AAREN_DATA_ROOT"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_ROOT = REPO_ROOT / "data"  # default root, and where datasets shipped in git sit
-SHARED_ROOT = REPO_ROOT.parent / "shared" / "datasets"  # the team's offline copies; absent on a user's clone
 
 
 def data_root() -> Path:

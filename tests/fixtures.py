@@ -2,7 +2,8 @@
 
 Each `make_*` writes a deterministic file (from `seed`) at the given path in the exact on-disk layout of the
 real datasets and returns the path(s). The four TPP writers store the same sequences (`toy_tpp_sequences`),
-so a test can check that every TPP reader returns identical output.
+so a test can check that every TPP reader returns identical output. `SHARED_ROOT`: the team's real copies
+(../shared/datasets, same layout), absent on a user's clone; tests needing them skip.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
+SHARED_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def make_tslib_csv(path: Path | str, *, n_rows: int = 96, n_channels: int = 3, freq: str = "h",
