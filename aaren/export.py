@@ -17,12 +17,14 @@ A whole task model (embedding → backbone → head, plus whatever else it carri
 the same way: an `OnlineStep` is any module whose forward is (*observation, *state) → (*prediction, *state'),
 with a fixed-size flat state. `export_step_onnx` / `export_step_torchscript` export it, `OnnxStep` runs the ONNX
 file in onnxruntime with the same calling convention, and `replay` / `max_abs_difference` check two runtimes
-against each other over a stream. `StreamingStep` (the backbone alone) is one such step.
+against each other over a stream. `StreamingStep` (the backbone alone) is one such step. `FlatKVStep` is the Transformer baseline's step over
+fixed-length KV caches, exported the same way for like-for-like benchmarks.
 
 Only torch is imported here; onnx/onnxscript are imported by torch.onnx inside the exporters, onnxruntime inside
 `OnnxStep`.
 """
 import copy
+import math
 import warnings
 from pathlib import Path
 
@@ -118,6 +120,55 @@ class StreamingStep(OnlineStep):
     def forward(self, x_t: Tensor, m: Tensor, c: Tensor, a: Tensor):
         y_t, state = self.backbone.step(x_t, unflatten_state(m, c, a))
         return (y_t, *flatten_state(state))
+
+
+class FlatKVStep(nn.Module):
+    """One streaming step of a Transformer Backbone against per-layer caches of fixed length T: the baseline's
+    exported step, so Aaren's exported step can be compared with it in one runtime (benchmarks/exported_kv.py).
+
+        (x_t (B, D), k_0..k_{L-1} (B, H, Dh, T), v_0..v_{L-1} (B, H, T, Dh))
+            → (y_t (B, D), k_t (L, B, H, Dh), v_t (L, B, H, Dh))
+
+    attends to the T cached tokens and to itself and returns the new keys/values for the caller to append (no copy
+    of the cache inside the graph). Keys are kept transposed (Dh, T) so the score product is a plain MatMul. The
+    block around the attention is the backbone's own `_residual`; it equals `CausalSelfAttention.step` on a
+    `KVCache` (tests/test_bench_efficiency.py).
+
+    Keyword-only: backbone (an `Backbone` of kind "transformer"; an eval-mode deep copy is kept).
+    """
+
+    def __init__(self, *, backbone: Backbone):
+        super().__init__()
+        if not isinstance(backbone, Backbone) or backbone.kind != "transformer":
+            raise ValueError(f"FlatKVStep: needs a Transformer backbone, got {getattr(backbone, 'kind', backbone)!r}")
+        self.backbone = copy.deepcopy(backbone).eval()
+        self.n_layers = len(self.backbone.blocks)
+
+    def forward(self, x_t: Tensor, *cache: Tensor):
+        keys_t, values_t = cache[:self.n_layers], cache[self.n_layers:]  # (B, H, Dh, T), (B, H, T, Dh)
+        new_k, new_v = [], []
+        for block, keys_t_l, values_l in zip(self.backbone.blocks, keys_t, values_t):
+            attention = block.attention
+
+            def attend(h, attention=attention, keys_t_l=keys_t_l, values_l=values_l):
+                q, k, v = attention._qkv(h.unsqueeze(1))                       # (B, H, 1, Dh) each
+                scale = 1.0 / math.sqrt(attention.head_dim)                     # as SDPA's default
+                scores = torch.cat([q @ keys_t_l, (q * k).sum(-1, keepdim=True)], dim=-1) * scale  # (B, H, 1, T+1)
+                p = torch.softmax(scores, dim=-1)
+                o = p[..., :-1] @ values_l + p[..., -1:] * v                    # (B, H, 1, Dh)
+                new_k.append(k[:, :, 0])
+                new_v.append(v[:, :, 0])
+                return attention.out_proj(o[:, :, 0].flatten(-2))
+
+            x_t = block._residual(x_t, attend)
+        return self.backbone.norm(x_t), torch.stack(new_k), torch.stack(new_v)
+
+    def filled_cache(self, batch: int, tokens: int, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Random keys (B, H, Dh, T) and values (B, H, T, Dh) per layer: a cache holding `tokens` tokens."""
+        attention = self.backbone.blocks[0].attention
+        h, dh = attention.n_heads, attention.head_dim
+        keys = [torch.randn(batch, h, dh, tokens, generator=generator) for _ in range(self.n_layers)]
+        return keys + [torch.randn(batch, h, tokens, dh, generator=generator) for _ in range(self.n_layers)]
 
 
 def split_backbone(model: nn.Module) -> tuple[nn.Module, StreamingStep]:

@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for `t
 
 import torch  # noqa: E402
 
-from efficiency import report  # noqa: E402
-from efficiency.common import PointStore, job_id, provenance, write_json_atomic  # noqa: E402
-from efficiency.exported_kv import run_exported_pair_job  # noqa: E402
-from efficiency.plots import streaming_figures, training_figures  # noqa: E402
-from efficiency.streaming import resume_path, run_stream_job  # noqa: E402
-from efficiency.training import run_train_job  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks.common import PointStore, job_id, provenance  # noqa: E402
+from benchmarks.exported_kv import run_exported_pair_job  # noqa: E402
+from benchmarks.plots import streaming_figures, training_figures  # noqa: E402
+from benchmarks.streaming import resume_path, run_stream_job  # noqa: E402
+from benchmarks.training import run_train_job  # noqa: E402
+from tasks.fileio import write_json_atomic  # noqa: E402
 
 DEFAULTS = {  # device type → defaults sized for it (CPU: 2 shared cores here; GPU: an H100/H200-class card)
     "cpu": {"train_config": "rl", "train_lengths": [2 ** k for k in range(8, 15)], "train_batch": 1,

@@ -11,7 +11,6 @@ shared, so the two are measured interleaved, never one after the other). Writes 
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import hydra
@@ -23,8 +22,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from aaren.export import OnnxStep, export_step_onnx  # noqa: E402
-from tasks.provenance import machine  # noqa: E402
+from benchmarks.common import clock  # noqa: E402
 from tasks.fileio import write_json_atomic  # noqa: E402
+from tasks.provenance import machine  # noqa: E402
 from tests.harness_toy.helpers import compose_config  # noqa: E402
 
 TASKS = ("forecasting", "classification", "tpp", "rl")
@@ -51,13 +51,13 @@ def build_step(task: str):
 def stream_seconds(call, observation, empty, steps: int, max_steps: int | None) -> float:
     """Mean seconds per step of `steps` calls, the state fed back (a new stream every max_steps steps)."""
     n_state, state = len(empty), empty
-    started = time.perf_counter()
+    started = clock("cpu")
     for t in range(steps):
         if max_steps and t % max_steps == 0:
             state = empty
         outputs = call(*observation, *state)
         state = outputs[len(outputs) - n_state:]
-    return (time.perf_counter() - started) / steps
+    return (clock("cpu") - started) / steps
 
 
 def measure(task: str, folder: Path, *, rounds: int, steps: int) -> dict:

@@ -12,44 +12,36 @@ Defaults: B=1, H=4, D=32 on CPU; B=4, H=8, D=64 on CUDA.
 """
 import argparse
 import json
-import platform
-import statistics
 import subprocess
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-import aaren
-from aaren.scan import _pick as pick_backend
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for `benchmarks` when not installed
+
+import aaren  # noqa: E402
+from aaren.scan import _pick as pick_backend  # noqa: E402
+from benchmarks.common import clock, device_name  # noqa: E402
+from benchmarks.interleave import interleaved_medians  # noqa: E402
 
 
 def _timeit(fn, *, device, repeats=5, budget_s=20.0):
+    """Best wall time of up to `repeats` calls after a warm-up (stops once `budget_s` is spent)."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0 = clock(device)
         fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        times.append(clock(device) - t0)
         if sum(times) > budget_s:
             break
     return min(times)
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def _machine(device):
-    name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+    name = device_name(device)
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -82,7 +74,7 @@ DENSE_MAX_N = 512  # the O(N²) dense backend is timed up to here (N = 1751 woul
 
 def bench_paper_shapes(*, device, dtype, repeats):
     """Median forward+backward time per op at every paper shape, the ops called in turn (interleaved)."""
-    clock = time.process_time if device == "cpu" else time.perf_counter  # CPU time: robust to a shared machine
+    metric = "cpu_ms" if device == "cpu" else "wall_ms"  # CPU time: robust to a shared machine
     for config, (b, h, d, n) in PAPER_SHAPES.items():
         g = torch.Generator(device=device).manual_seed(0)
         s = torch.randn(b, h, n, device=device, dtype=dtype, generator=g).requires_grad_(True)
@@ -91,22 +83,10 @@ def bench_paper_shapes(*, device, dtype, repeats):
         cases = {name: (lambda name=name: aaren.scan(s, v, backend=name).sum().backward())
                  for name in ("auto", "chunked", "dense") if name != "dense" or n <= DENSE_MAX_N}
         cases["sdpa_causal"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
-        times = {name: [] for name in cases}
-        for fn in cases.values():
-            fn()  # warm-up
-        order = list(cases.items())
-        for r in range(repeats):
-            for name, fn in order[r % len(order):] + order[:r % len(order)]:  # rotated: none always follows SDPA
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                t0 = clock()
-                fn()
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(clock() - t0)
-        sdpa_ms = 1e3 * statistics.median(times["sdpa_causal"])
-        for name, ts in times.items():
-            ms = 1e3 * statistics.median(ts)
+        medians = interleaved_medians(cases, repeats=repeats, device=device, rotate=True)  # none always follows SDPA
+        sdpa_ms = medians["sdpa_causal"][metric]
+        for name, median in medians.items():
+            ms = median[metric]
             yield {"bench": "paper_fwd_bwd", "config": config, "op": name, "B": b, "H": h, "D": d, "N": n,
                    "dtype": str(dtype), "ms": ms, "vs_sdpa": ms / sdpa_ms, "repeats": repeats,
                    "runs": "sdpa" if name == "sdpa_causal" else pick_backend(name, n, None)}

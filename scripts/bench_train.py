@@ -3,7 +3,7 @@
 Each row: median CPU ms (and wall ms) of the whole backbone's forward+backward and of one task training step
 (the task's own LightningModule: embedding, backbone, head, loss, backward, optimizer step, zero_grad), tokens/s
 of the step, the FLOPs torch counts in it and the GFLOP/s achieved against the matmul peak measured here in the
-same dtype. Aaren and the Transformer are timed interleaved in one process (timings: scripts/efficiency/interleave).
+same dtype. Aaren and the Transformer are timed interleaved in one process (timings: benchmarks/interleave.py).
 bf16-mixed = what trainer.precision=bf16-mixed does: the step under torch.autocast(bfloat16), backward and the
 optimizer outside it, parameters in fp32.
 
@@ -30,8 +30,8 @@ import aaren
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scripts.efficiency.common import PointStore, provenance  # noqa: E402
-from scripts.efficiency.interleave import counted_flops, interleaved_medians, matmul_peak_gflops  # noqa: E402
+from benchmarks.common import PointStore, provenance  # noqa: E402
+from benchmarks.interleave import counted_flops, interleaved_medians, matmul_peak_gflops  # noqa: E402
 
 KINDS = ("aaren", "transformer")
 PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}

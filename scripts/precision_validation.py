@@ -131,8 +131,8 @@ def main(argv=None) -> int:
     loss.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "precision_validation" / "dt_loss.json")
     args = parser.parse_args(argv)
     if args.command == "dt-loss":
+        from benchmarks.common import provenance
         from tasks.fileio import write_json_atomic
-        from scripts.efficiency.common import provenance
         write_json_atomic(args.out, dt_loss_check(args) | {"provenance": provenance("cpu")})
         return 0
     paths = sorted((args.results_root / "records").rglob("*.json"))

@@ -41,8 +41,8 @@ def data_provenance(config: dict, data_root) -> dict:
 
 
 def main(argv=None) -> int:
-    from tasks.provenance import git_state, package_versions
     from tasks.fileio import write_json_atomic
+    from tasks.provenance import git_state, package_versions
     from tasks.datasets.paths import data_root as default_data_root
     from tasks.tpp.baselines import sanity_baselines
     from tasks.tpp.data import load_splits

@@ -101,12 +101,8 @@ def one_thread():
 
 
 def test_an_interrupted_aaren_stream_resumes(tmp_path, one_thread):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from efficiency.common import PointStore
-        from efficiency.streaming import run_stream_job
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    from benchmarks.common import PointStore
+    from benchmarks.streaming import run_stream_job
 
     class Interrupting(PointStore):
         def append(self, row):
@@ -126,19 +122,11 @@ def test_an_interrupted_aaren_stream_resumes(tmp_path, one_thread):
     assert not (tmp_path / "resume").exists() or not list((tmp_path / "resume").iterdir())
 
 
-def _efficiency_module(name):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        return __import__(f"efficiency.{name}", fromlist=["*"])
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-
-
 def test_the_flat_kv_step_equals_the_kv_cached_transformer(one_thread):
     import aaren
     import torch
 
-    exported_kv = _efficiency_module("exported_kv")
+    from benchmarks import exported_kv
     torch.manual_seed(0)
     backbone = aaren.Backbone(kind="transformer", d_model=16, n_layers=2, n_heads=2, d_ff=32)
     assert exported_kv.kv_reference_check(backbone, tokens=37) < 1e-5
@@ -149,7 +137,7 @@ def test_the_flat_kv_step_equals_the_kv_cached_transformer(one_thread):
 def test_the_exported_pair_times_both_models_in_onnxruntime(tmp_path, one_thread):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    exported_kv, common = (_efficiency_module(n) for n in ("exported_kv", "common"))
+    from benchmarks import common, exported_kv
     job = {"bench": "stream", "config": "toy", "kind": "transformer", "path": "onnxruntime", "batch": 1,
            "device": "cpu"}
     settings = {"max_tokens": 64, "window": 2, "rounds": 2, "ref_tokens": 16, "seed": 0,

@@ -11,7 +11,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from scripts import bench_train  # noqa: E402
-from scripts.efficiency.interleave import interleaved_medians  # noqa: E402
+from benchmarks.interleave import interleaved_medians  # noqa: E402
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
@@ -43,5 +43,9 @@ def test_interleaved_medians_runs_candidates_in_turn():
     calls = []
     result = interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=2)
     assert calls == ["a", "b", "a", "b", "a", "b"] and set(result) == {"a", "b"}
+    calls.clear()
+    interleaved_medians({name: (lambda name=name: calls.append(name)) for name in "abc"}, repeats=3, warmup=0,
+                        rotate=True)  # bench_scan --paper: the order shifts every round
+    assert "".join(calls) == "abcbcacab"
     with pytest.raises(ValueError, match="repeats"):
         interleaved_medians({"a": lambda: None}, repeats=0)

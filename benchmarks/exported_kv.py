@@ -4,72 +4,25 @@ Aaren's exported step (aaren/export.py, run in onnxruntime) sheds PyTorch's per-
 the *eager* KV-cached Transformer would credit Aaren with that saving. Here the Transformer's streaming step is
 exported the same way and run in the same runtime:
 
-    FlatKVStep: (x_t (B, D), k_0..k_{L-1} (B, H, Dh, T), v_0..v_{L-1} (B, H, T, Dh))
-                → (y_t (B, D), k_t (L, B, H, Dh), v_t (L, B, H, Dh))
-
-attends to the T cached tokens and to itself, and returns the new keys/values for the caller to append to its
-own buffers — no copy of the cache inside the graph (the graph reads it once, as a decode kernel does). Keys are
-kept transposed (Dh, T) so the score product is a plain MatMul. The block around the attention (norms, FFN,
-residuals) is the backbone's own `_Block._residual`; only the attention over a fixed-length cache is written
-here, and it equals `CausalSelfAttention.step` on an `aaren.KVCache` (tests/test_bench_efficiency.py).
+`aaren.export.FlatKVStep` (x_t and per-layer caches of a fixed length T → y_t and the new keys/values) attends to
+the T cached tokens and to itself; the graph reads the cache once, as a decode kernel does, and copies nothing.
 
 The benchmark times it on caches filled to T (the filled-cache method of docs/efficiency.md): the cache stays at
 T tokens while the timing windows run, interleaved with Aaren's exported step (paired speedup).
 """
-import copy
 import math
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
 
 import aaren
+from aaren.export import FlatKVStep
 
 from .common import BenchmarkError, job_id, peak_bytes, reset_peak
 from .steppers import OnnxRuntimeStepper
-from .streaming import INPUT_POOL, _advance, _build, _latency_fields, _windows, trapezoid_s
-
-
-class FlatKVStep(nn.Module):
-    """One streaming step of a Transformer Backbone against per-layer caches of fixed length T (module docstring).
-
-    Keyword-only: backbone (an `aaren.Backbone` of kind "transformer"; an eval-mode deep copy is kept).
-    """
-
-    def __init__(self, *, backbone: aaren.Backbone):
-        super().__init__()
-        if not isinstance(backbone, aaren.Backbone) or backbone.kind != "transformer":
-            raise BenchmarkError(f"FlatKVStep: needs a Transformer backbone, got {getattr(backbone, 'kind', backbone)!r}")
-        self.backbone = copy.deepcopy(backbone).eval()
-        self.n_layers = len(self.backbone.blocks)
-
-    def forward(self, x_t: Tensor, *cache: Tensor):
-        keys_t, values_t = cache[:self.n_layers], cache[self.n_layers:]  # (B, H, Dh, T), (B, H, T, Dh)
-        new_k, new_v = [], []
-        for block, keys_t_l, values_l in zip(self.backbone.blocks, keys_t, values_t):
-            attention = block.attention
-
-            def attend(h, attention=attention, keys_t_l=keys_t_l, values_l=values_l):
-                q, k, v = attention._qkv(h.unsqueeze(1))                       # (B, H, 1, Dh) each
-                scale = 1.0 / math.sqrt(attention.head_dim)                     # as SDPA's default
-                scores = torch.cat([q @ keys_t_l, (q * k).sum(-1, keepdim=True)], dim=-1) * scale  # (B, H, 1, T+1)
-                p = torch.softmax(scores, dim=-1)
-                o = p[..., :-1] @ values_l + p[..., -1:] * v                    # (B, H, 1, Dh)
-                new_k.append(k[:, :, 0])
-                new_v.append(v[:, :, 0])
-                return attention.out_proj(o[:, :, 0].flatten(-2))
-
-            x_t = block._residual(x_t, attend)
-        return self.backbone.norm(x_t), torch.stack(new_k), torch.stack(new_v)
-
-    def filled_cache(self, batch: int, tokens: int, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Random keys (B, H, Dh, T) and values (B, H, T, Dh) per layer: a cache holding `tokens` tokens."""
-        attention = self.backbone.blocks[0].attention
-        h, dh = attention.n_heads, attention.head_dim
-        keys = [torch.randn(batch, h, dh, tokens, generator=generator) for _ in range(self.n_layers)]
-        return keys + [torch.randn(batch, h, tokens, dh, generator=generator) for _ in range(self.n_layers)]
+from .streaming import INPUT_POOL, advance, build_backbone, latency_fields, timed_windows, trapezoid_s
 
 
 def export_kv_onnx(backbone: aaren.Backbone, path: Path, *, batch: int) -> Path:
@@ -120,11 +73,11 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
     if job["device"] != "cpu" or job["path"] != "onnxruntime":
         raise BenchmarkError("the exported pair is measured with onnxruntime on CPU only")
     s, batch = settings, job["batch"]
-    kv = OnnxKVStepper(_build(job["config"], "transformer", "cpu", s["seed"]), batch)
-    aaren_step = OnnxRuntimeStepper(_build(job["config"], "aaren", "cpu", s["seed"]), batch, "cpu")
+    kv = OnnxKVStepper(build_backbone(job["config"], "transformer", "cpu", s["seed"]), batch)
+    aaren_step = OnnxRuntimeStepper(build_backbone(job["config"], "aaren", "cpu", s["seed"]), batch, "cpu")
     pool = torch.randn(INPUT_POOL, batch, kv.flat.backbone.d_model, generator=torch.Generator().manual_seed(s["seed"]))
     inputs, aaren_inputs = kv.inputs(pool), aaren_step.inputs(pool)
-    aaren_state = _advance(aaren_step, aaren_inputs, aaren_step.init(batch), 0, s["ref_tokens"], "cpu")[0]
+    aaren_state = advance(aaren_step, aaren_inputs, aaren_step.init(batch), 0, s["ref_tokens"], "cpu")[0]
     done = {p["tokens"]: p for p in store.points(job_id(job))}
     previous, started = None, time.perf_counter()
     for tokens in [2 ** k for k in range(int(math.log2(s["ref_tokens"])), int(math.log2(s["max_tokens"])) + 1)]:
@@ -142,7 +95,7 @@ def run_exported_pair_job(job: dict, settings: dict, store) -> None:
         cache = kv.filled(batch, tokens, s["seed"])
         runs = {"live": [kv, inputs, cache], "aaren": [aaren_step, aaren_inputs, aaren_state]}
         row = {"tokens": tokens, "method": "filled_cache", "state_bytes": kv.nbytes(cache)}
-        row |= _latency_fields(*_windows(runs, window=s["window"], rounds=s["rounds"], device="cpu"))
+        row |= latency_fields(*timed_windows(runs, window=s["window"], rounds=s["rounds"], device="cpu"))
         aaren_state = runs["aaren"][2]
         # cumulative time: integrated from the measured per-token costs (the first point: T × its cost)
         start = previous or {"tokens": 0, "cumulative_s": 0.0, "us_per_token": row["us_per_token"]}

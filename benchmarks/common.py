@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 
 from tasks.provenance import cpu_name, git_state, machine, package_versions
-from tasks.fileio import write_json_atomic
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 PROC_STATUS, PROC_CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
 
@@ -148,4 +147,4 @@ class PointStore:
 
 
 __all__ = ["BenchmarkError", "PointStore", "clock", "device_name", "job_id", "peak_bytes", "provenance",
-           "reset_peak", "sync", "write_json_atomic"]
+           "reset_peak", "sync"]

@@ -29,13 +29,13 @@ from .steppers import EagerStepper, filled_kv_state, kv_cache_bytes, make_steppe
 INPUT_POOL = 256  # distinct random tokens cycled through by every stream (x_t (B, D) each)
 
 
-def _build(config: str, kind: str, device: str, seed: int) -> aaren.Backbone:
+def build_backbone(config: str, kind: str, device: str, seed: int) -> aaren.Backbone:
     torch.manual_seed(seed)
     with torch.inference_mode(False):  # ordinary parameters, as a trained model's are; streaming runs in inference
         return aaren.Backbone(kind=kind, **backbone_config(config)).to(device).eval()
 
 
-def _advance(stepper, inputs, state, start: int, stop: int, device: str):
+def advance(stepper, inputs, state, start: int, stop: int, device: str):
     """Stream tokens start+1..stop; returns (state, wall seconds, process CPU seconds)."""
     t0, c0 = clock(device), time.process_time()
     for i in range(start, stop):
@@ -43,7 +43,7 @@ def _advance(stepper, inputs, state, start: int, stop: int, device: str):
     return state, clock(device) - t0, time.process_time() - c0
 
 
-def _windows(runs: dict, *, window: int, rounds: int, device: str):
+def timed_windows(runs: dict, *, window: int, rounds: int, device: str):
     """Interleaved timing: rounds × (window single steps on each run). runs: name → [stepper, inputs, state]."""
     times, cpu = {name: [] for name in runs}, {name: 0.0 for name in runs}
     for _ in range(rounds):
@@ -59,7 +59,7 @@ def _windows(runs: dict, *, window: int, rounds: int, device: str):
     return times, cpu
 
 
-def _latency_fields(times: dict, cpu: dict) -> dict:
+def latency_fields(times: dict, cpu: dict) -> dict:
     us = {name: 1e6 * statistics.median(values) for name, values in times.items()}
     row = {"us_per_token": us["live"], "us_per_token_min": 1e6 * min(times["live"]),
            "cpu_us_per_token": 1e6 * cpu["live"] / len(times["live"])}
@@ -90,15 +90,15 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
     device, batch, s = job["device"], job["batch"], settings
     budget = s["budget_s"] if job["path"] == "eager" else s["fast_path_budget_s"]
     jid = job_id(job)
-    backbone = _build(job["config"], job["kind"], device, s["seed"])
+    backbone = build_backbone(job["config"], job["kind"], device, s["seed"])
     stepper = make_stepper(job["path"], backbone, batch=batch, device=device)
     generator = torch.Generator().manual_seed(s["seed"])
     inputs = stepper.inputs(torch.randn(INPUT_POOL, batch, backbone.d_model, generator=generator).to(device))
     comparison = None
     if job["kind"] == "transformer":  # the paired Aaren of the same size, its state after ref_tokens tokens
-        other = EagerStepper(_build(job["config"], "aaren", device, s["seed"]))
+        other = EagerStepper(build_backbone(job["config"], "aaren", device, s["seed"]))
         comparison = [other, other.inputs(inputs), None]
-        comparison[2] = _advance(other, comparison[1], other.init(batch), 0, s["ref_tokens"], device)[0]
+        comparison[2] = advance(other, comparison[1], other.init(batch), 0, s["ref_tokens"], device)[0]
 
     def end(status: str, reason: str = "") -> None:
         store.end_job(job, settings, status, reason)
@@ -134,7 +134,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
         projected = (tokens - t + s["rounds"] * s["window"]) * latency
         if time.perf_counter() - started + projected > budget:
             return end("stopped", f"budget: {tokens} tokens would take ≈{projected:.0f} s more")
-        state, seconds, cpu_seconds = _advance(stepper, inputs, state, t, tokens, device)
+        state, seconds, cpu_seconds = advance(stepper, inputs, state, t, tokens, device)
         t, cumulative = tokens, cumulative + seconds
         cumulative_cpu = None if cumulative_cpu is None else cumulative_cpu + cpu_seconds
         row = {"tokens": tokens, "method": "stream", "cumulative_s": cumulative, "cumulative_method": "measured",
@@ -147,11 +147,11 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
                 runs["ref_1k"] = [stepper, inputs, stepper.clone(ref_state)]  # stays at 1k tokens
             if comparison is not None:
                 runs["aaren"] = comparison
-            times, cpu = _windows(runs, window=s["window"], rounds=s["rounds"], device=device)
+            times, cpu = timed_windows(runs, window=s["window"], rounds=s["rounds"], device=device)
             state = runs["live"][2]
             t, cumulative = t + len(times["live"]), cumulative + sum(times["live"])
             cumulative_cpu = None if cumulative_cpu is None else cumulative_cpu + cpu["live"]
-            row |= _latency_fields(times, cpu)
+            row |= latency_fields(times, cpu)
         row |= {"peak_bytes": peak_bytes(device), "baseline_bytes": baseline}
         points[tokens] = row
         store.add_point(job, row)
@@ -166,7 +166,7 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
     # the Transformer beyond kv_real_max: time steps on a cache filled to T (T = kv_real_max too, as a check)
     previous = points[real_max]
     if ref_state is None:  # resumed after the real stream: rebuild the 1k reference (cheap)
-        ref_state = _advance(stepper, inputs, stepper.init(batch), 0, s["ref_tokens"], device)[0]
+        ref_state = advance(stepper, inputs, stepper.init(batch), 0, s["ref_tokens"], device)[0]
     for tokens in [c for c in checkpoints if c >= real_max]:
         if tokens in filled:
             previous = filled[tokens]
@@ -183,8 +183,8 @@ def run_stream_job(job: dict, settings: dict, store, out_dir: Path) -> None:
         row = {"tokens": tokens, "method": "filled_cache", "state_bytes": stepper.nbytes(state)}
         runs = {"live": [stepper, inputs, state], "ref_1k": [stepper, inputs, stepper.clone(ref_state)],
                 "aaren": comparison}
-        times, cpu = _windows(runs, window=s["window"], rounds=s["rounds"], device=device)
-        row |= _latency_fields(times, cpu)
+        times, cpu = timed_windows(runs, window=s["window"], rounds=s["rounds"], device=device)
+        row |= latency_fields(times, cpu)
         # trapezoid rule between the previous checkpoint and this one, on the measured per-token costs
         for total, per_token in (("cumulative_s", "us_per_token"), ("cumulative_cpu_s", "cpu_us_per_token")):
             row[total] = None if previous.get(total) is None else \

@@ -15,8 +15,9 @@ from .common import sync
 
 
 def interleaved_medians(candidates: Mapping[str, Callable[[], None]], *, repeats: int, warmup: int = 1,
-                        device: str = "cpu") -> dict[str, dict]:
-    """Run every candidate `warmup` times, then `repeats` rounds of each one in turn (a, b, a, b, ...).
+                        device: str = "cpu", rotate: bool = False) -> dict[str, dict]:
+    """Run every candidate `warmup` times, then `repeats` rounds of each one in turn (a, b, a, b, ...); with
+    `rotate` the order shifts by one every round (a, b, c; b, c, a; ...), so no candidate always follows another.
 
     → {name: {"cpu_ms": median, "wall_ms": median, "cpu_ms_min": min, "repeats": n}}."""
     if repeats < 1:
@@ -25,8 +26,10 @@ def interleaved_medians(candidates: Mapping[str, Callable[[], None]], *, repeats
         for _ in range(warmup):
             fn()
     cpu, wall = {name: [] for name in candidates}, {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
+    order = list(candidates.items())
+    for r in range(repeats):
+        shift = r % len(order) if rotate else 0
+        for name, fn in order[shift:] + order[:shift]:
             sync(device)
             c0, w0 = time.process_time(), time.perf_counter()
             fn()

@@ -1,0 +1,3 @@
+"""Benchmarks of the library and the tasks (imported from the repository root; thin CLIs in scripts/bench_*.py):
+common (clock, peak memory, provenance, point store), interleave (the one timer: candidates round-robin, medians
+of CPU and wall time), configs, steppers, streaming, exported_kv, training, report, plots. Method: docs/efficiency.md."""
