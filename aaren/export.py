@@ -17,8 +17,8 @@ A whole task model (embedding → backbone → head, plus whatever else it carri
 the same way: an `OnlineStep` is any module whose forward is (*observation, *state) → (*prediction, *state'),
 with a fixed-size flat state. `export_step_onnx` / `export_step_torchscript` export it, `OnnxStep` runs the ONNX
 file in onnxruntime with the same calling convention, and `replay` / `max_abs_difference` check two runtimes
-against each other over a stream. `StreamingStep` (the backbone alone) is one such step. `FlatKVStep` is the Transformer baseline's step over
-fixed-length KV caches, exported the same way for like-for-like benchmarks.
+against each other over a stream. `StreamingStep` (the backbone alone) is one such step; `FlatKVStep` is the
+Transformer baseline's step over fixed-length KV caches, exported the same way for like-for-like benchmarks.
 
 Only torch is imported here; onnx/onnxscript are imported by torch.onnx inside the exporters, onnxruntime inside
 `OnnxStep`.

@@ -6,7 +6,7 @@
     python scripts/make_rl_data.py walker2d --fallback                 # SAC fell short: labelled stand-ins
     python scripts/make_rl_data.py hopper --from-shared --no-train --fallback   # rebuild the committed files only
 
-The recipe (sizes, seeds, SAC settings, medium targets, expert agents) is tasks/rl/regen_recipe.yaml. Files go
+The recipe (sizes, seeds, SAC settings, medium targets, expert agents) is tasks/rl/regen/recipe.yaml. Files go
 to <data root>/rl/<env>-<level>/<env>_<level>-v2.hdf5 (data root: --data-root, else $AAREN_DATA_ROOT, else
 <repo>/data); the SAC work folder (checkpoints, actors, recorded transitions) to <data root>/rl/_regen/<env>/.
 Dataset statistics, learning curves and the medium actors go to results/rl_data/ (small; committed).
@@ -42,12 +42,12 @@ def main(argv=None) -> int:
     parser.add_argument("--policies", type=Path, default=REPO.parent / "shared" / "rl-policies",
                         help="folder of pretrained agents (shared/rl-policies layout)")
     parser.add_argument("--results", type=Path, default=REPO / "results" / "rl_data")
-    parser.add_argument("--recipe", type=Path, default=None, help="a recipe YAML (default: tasks/rl/regen_recipe.yaml)")
+    parser.add_argument("--recipe", type=Path, default=None, help="a recipe YAML (default: tasks/rl/regen/recipe.yaml)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from tasks.rl.regenerate import RECIPE_FILE, Regenerator, load_recipe, write_summary
+    from tasks.rl.regen.regenerate import RECIPE_FILE, Regenerator, load_recipe, write_summary
 
     torch.set_num_threads(1)
     recipe = load_recipe(args.recipe or RECIPE_FILE)

@@ -194,7 +194,7 @@ def test_dataset_configs_agree_with_the_registry_and_the_generator():
     import yaml
 
     from tasks.datasets import registry
-    from tasks.rl.regenerate import dataset_file
+    from tasks.rl.regen.regenerate import dataset_file
 
     targets = {"halfcheetah": 6000, "hopper": 3600, "walker2d": 5000, "ant": 4300}
     names = registry.names("rl")
@@ -211,7 +211,7 @@ def test_make_rl_data_stitches_medium_expert_and_summarises(tmp_path):
     import yaml
 
     from scripts.make_rl_data import main
-    from tasks.rl.regenerate import dataset_file, load_recipe
+    from tasks.rl.regen.regenerate import dataset_file, load_recipe
 
     root = tmp_path / "data"
     write_d4rl_hdf5(dataset_file(root, "halfcheetah", "medium"), synthetic_arrays(env="halfcheetah"),

@@ -16,8 +16,8 @@ from tasks.rl.d4rl_format import PROVENANCE, D4RLConsistencyError, check_d4rl_ar
 from tasks.rl.envs import make_env
 from tasks.rl.evaluate import evaluate
 from tasks.rl.model import DecisionTransformer
-from tasks.rl.policies import UniformPolicy
-from tasks.rl.rollout import rollout
+from tasks.rl.regen.policies import UniformPolicy
+from tasks.rl.regen.rollout import rollout
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO.parent / "shared" / "rl-policies"
@@ -65,7 +65,7 @@ def test_mujoco_smoke_rollout_checks_and_both_evaluation_modes():
 
 
 def test_policy_files_that_do_not_fit_are_named(tmp_path):
-    from tasks.rl.policies import PolicyLoadError, load_sac_actor, load_zoo_agent, new_sac
+    from tasks.rl.regen.policies import PolicyLoadError, load_sac_actor, load_zoo_agent, new_sac
 
     torch.save(new_sac("hopper", seed=0, learning_starts=0).actor.state_dict(), tmp_path / "actor_0010k.pt")
     assert load_sac_actor(tmp_path / "actor_0010k.pt", env_name="hopper").act(
@@ -79,7 +79,7 @@ def test_policy_files_that_do_not_fit_are_named(tmp_path):
 @pytest.mark.slow
 @needs_policies
 def test_regeneration_at_toy_scale_with_resume(tmp_path):
-    from tasks.rl.regenerate import Regenerator, dataset_file, load_recipe
+    from tasks.rl.regen.regenerate import Regenerator, dataset_file, load_recipe
 
     recipe = load_recipe()
     recipe["sizes"] = {"medium": 3000, "expert": 2000, "medium_expert_cap": 4000}
@@ -120,7 +120,7 @@ def test_regeneration_at_toy_scale_with_resume(tmp_path):
 @pytest.mark.slow
 @needs_policies
 def test_import_of_the_shared_halfcheetah_run(tmp_path):
-    from tasks.rl.sac_medium import MediumRun, import_shared_run
+    from tasks.rl.regen.sac_medium import MediumRun, import_shared_run
 
     run = MediumRun(tmp_path / "sac", env_name="halfcheetah")
     state = import_shared_run(run, POLICIES / "halfcheetah" / "sac-medium-regen", target_normalized=45)

@@ -1,8 +1,9 @@
-"""Writing and checking D4RL-format HDF5 files (the regenerated datasets); reading lives in the data layer.
+"""The D4RL schema (keys, dtypes, where trajectories end), and writing and checking D4RL-format HDF5 files (the
+regenerated datasets, tasks/rl/regen/); reading lives in the data layer, splitting into trajectories in data.py.
 
-A D4RL gym-mujoco v2 file holds flat, aligned arrays (`observations`, `next_observations`, `actions`, `rewards`,
-`terminals`, `timeouts`, `infos/qpos`, `infos/qvel`). Files written here carry root attributes saying they are
-regenerated (`provenance = "regenerated, not D4RL"`) and how (behaviour policy, seeds, package versions).
+A D4RL gym-mujoco v2 file holds flat, aligned arrays (KEYS: `observations`, `next_observations`, `actions`,
+`rewards`, `terminals`, `timeouts`, `infos/qpos`, `infos/qvel`). Files written here carry root attributes saying
+they are regenerated (`provenance = "regenerated, not D4RL"`) and how (behaviour policy, seeds, package versions).
 """
 import json
 import os
@@ -14,6 +15,13 @@ import numpy as np
 from .envs import EPISODE_STEPS, env_spec, make_env
 
 PROVENANCE = "regenerated, not D4RL"
+KEYS = ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts", "infos/qpos",
+        "infos/qvel")
+
+
+def dtype_of(key: str) -> type:
+    """D4RL's dtype of a key: flags bool, simulator states (infos/*) float64, everything else float32."""
+    return bool if key in ("terminals", "timeouts") else np.float64 if key.startswith("infos/") else np.float32
 
 
 class D4RLConsistencyError(ValueError):

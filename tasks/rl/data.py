@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tasks.errors import ConfigError
 
+from .d4rl_format import PROVENANCE, episode_ends
 from .envs import env_spec
 
 STD_EPS = 1e-6  # added to the state std (min-decision-transformer)
@@ -47,7 +48,7 @@ def split_trajectories(arrays: Mapping, *, source, env_name: str) -> list[Trajec
                                          f"D4RL layout) has {spec.obs_dim}")
     if actions.shape[1] != spec.act_dim:
         raise DatasetFormatError(source, f"actions have {actions.shape[1]} dims but {env_name} has {spec.act_dim}")
-    ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"])
+    ends = episode_ends(arrays["terminals"], arrays["timeouts"])
     if len(ends) == 0:
         raise DatasetFormatError(source, "no finished trajectory (no terminals or timeouts set)")
     starts = np.concatenate([[0], ends[:-1] + 1])
@@ -64,8 +65,6 @@ def check_provenance(path, expected: str | None) -> None:
     the attribute provenance = "regenerated, not D4RL"; D4RL's own files carry none."""
     from tasks.datasets.errors import DatasetFormatError
     from tasks.datasets.readers.d4rl import read_hdf5_attr
-
-    from .d4rl_format import PROVENANCE
 
     if expected is None:
         return

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .envs import EPISODE_STEPS, env_spec, make_env
+from ..envs import EPISODE_STEPS, env_spec, make_env
 
 ALGOS = ("sac", "tqc", "ppo", "trpo", "ars")
 
@@ -106,7 +106,7 @@ def new_sac(env_name: str, *, seed: int, learning_starts: int, env=None):
 
 
 def load_sac_actor(path, *, env_name: str) -> BehaviourPolicy:
-    """A SAC actor saved as a `state_dict` (actor_<k>k.pt, written by tasks.rl.sac_medium)."""
+    """A SAC actor saved as a `state_dict` (actor_<k>k.pt, written by tasks.rl.regen.sac_medium)."""
     path = Path(path)
     if not path.exists():
         raise PolicyLoadError(f"{path}: SAC actor file not found")

@@ -24,11 +24,10 @@ import torch
 
 from tasks.fileio import write_json_atomic
 
-from .envs import make_env, normalized_score, simulator_state
+from ..d4rl_format import KEYS, dtype_of, episode_ends
+from ..envs import make_env, normalized_score, simulator_state
 
 EVAL_SEED = 10000
-FIELDS = ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts", "infos/qpos",
-          "infos/qvel")
 
 
 class RecordTransitions(gym.Wrapper):
@@ -50,9 +49,8 @@ class RecordTransitions(gym.Wrapper):
 
 def _stack(rows: list[dict]) -> dict:
     out = {}
-    for key in FIELDS:
-        dtype = bool if key in ("terminals", "timeouts") else np.float64 if key.startswith("infos/") else np.float32
-        out[key] = np.asarray([row[key] for row in rows], dtype=dtype)
+    for key in KEYS:
+        out[key] = np.asarray([row[key] for row in rows], dtype=dtype_of(key))
     return out
 
 
@@ -110,7 +108,7 @@ class MediumRun:
         parts = [load_npz(p) for p in self.chunks()]
         if (self.dir / "tail.npz").exists():
             parts.append(load_npz(self.dir / "tail.npz"))
-        return {key: np.concatenate([p[key] for p in parts]) for key in FIELDS}
+        return {key: np.concatenate([p[key] for p in parts]) for key in KEYS}
 
     def medium_actor(self) -> Path:
         state = self.state
@@ -223,10 +221,10 @@ def import_shared_run(run: MediumRun, shared_dir, *, target_normalized: float) -
     write_json_atomic(run.dir / "curve.json", curve)
     if (shared_dir / "final_model.zip").exists() and hit is None:
         shutil.copyfile(shared_dir / "final_model.zip", run.dir / "checkpoint.zip")
-    ends = np.flatnonzero(replay["terminals"] | replay["timeouts"])
+    ends = episode_ends(replay["terminals"], replay["timeouts"])
     cut = ends[-1] + 1 if len(ends) else 0
     arrays = {k: np.asarray(replay[k], dtype=np.float64 if k.startswith("infos/") else replay[k].dtype)
-              for k in FIELDS}
+              for k in KEYS}
     _save_npz(run.dir / f"seen_{curve[-1]['step']:08d}.npz", {k: v[:cut] for k, v in arrays.items()})
     if cut < len(arrays["rewards"]):
         _save_npz(run.dir / "tail.npz", {k: v[cut:] for k, v in arrays.items()})

@@ -1,4 +1,4 @@
-"""Rebuild D4RL-format datasets for one environment by D4RL's recipe (tasks/rl/regen_recipe.yaml).
+"""Rebuild D4RL-format datasets for one environment by D4RL's recipe (tasks/rl/regen/recipe.yaml).
 
 Stages, each skipped when its output exists (outputs are written atomically; `force` redoes them):
   sac            train SAC until the medium target (resumable; `from_shared` first imports an earlier run)
@@ -23,12 +23,12 @@ import yaml
 
 from tasks.fileio import write_json_atomic
 
-from .d4rl_format import PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5
-from .envs import env_spec
-from .rollout import KEYS, rollout
+from ..d4rl_format import KEYS, PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5
+from ..envs import env_spec
+from .rollout import rollout
 from .sac_medium import MediumRun, import_shared_run, train_to_medium
 
-RECIPE_FILE = Path(__file__).with_name("regen_recipe.yaml")
+RECIPE_FILE = Path(__file__).with_name("recipe.yaml")
 LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
 
 
@@ -191,7 +191,7 @@ def write_summary(results_dir) -> Path:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)  # a run that built nothing still writes its (empty) summary
     lines = [f"# Regenerated D4RL-format datasets ({PROVENANCE})", "",
-             "Written by `scripts/make_rl_data.py` (recipe: `tasks/rl/regen_recipe.yaml`); one JSON per dataset here "
+             "Written by `scripts/make_rl_data.py` (recipe: `tasks/rl/regen/recipe.yaml`); one JSON per dataset here "
              "has the full statistics and file attributes. Normalised = D4RL's score of the mean trajectory return.",
              "", "| dataset | transitions | trajectories | mean return | normalised | behaviour policy | build s |",
              "|---|---:|---:|---:|---:|---|---:|"]

@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .envs import make_env, simulator_state
-
-KEYS = ("observations", "next_observations", "actions", "rewards", "terminals", "timeouts", "infos/qpos",
-        "infos/qvel")
+from ..d4rl_format import KEYS, dtype_of
+from ..envs import make_env, simulator_state
 
 
 class _Episode:
@@ -78,8 +76,8 @@ def rollout(policy, *, env_name: str, n_transitions: int, seed: int, n_envs: int
         env.close()
     arrays = {}
     for key in KEYS:
-        dtype = bool if key in ("terminals", "timeouts") else np.float64 if key.startswith("infos/") else np.float32
-        arrays[key] = np.concatenate([np.asarray(ep.columns[key], dtype=dtype) for ep in finished])[:n_transitions]
+        arrays[key] = np.concatenate([np.asarray(ep.columns[key], dtype=dtype_of(key))
+                                      for ep in finished])[:n_transitions]
     if n_finished > n_transitions:  # the last trajectory is cut: it did not end here, so no flag (as in D4RL)
         arrays["terminals"][-1] = arrays["timeouts"][-1] = False
         returns.pop()
@@ -88,8 +86,8 @@ def rollout(policy, *, env_name: str, n_transitions: int, seed: int, n_envs: int
 
 def write_random_dataset(path, *, env_name: str, n_transitions: int, seed: int = 0) -> Path:
     """A small D4RL-format file from uniform random actions (D4RL's "random" recipe): smoke data for tests."""
-    from .d4rl_format import write_d4rl_hdf5
-    from .envs import env_spec
+    from ..d4rl_format import write_d4rl_hdf5
+    from ..envs import env_spec
     from .policies import UniformPolicy
 
     policy = UniformPolicy(env_spec(env_name).act_dim, seed=seed)
