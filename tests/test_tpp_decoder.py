@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch.distributions import Categorical, LogNormal, MixtureSameFamily
 
-from tasks.tpp.embedding import EventEmbedding
+from tasks.tpp.model import EventEmbedding
 from tasks.tpp.lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
 from tasks.tpp.mark_likelihood import mark_log_likelihood, reference_mark_log_likelihood
 from tasks.tpp.metrics import TPPMetrics

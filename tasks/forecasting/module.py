@@ -2,7 +2,7 @@
 shared causal backbone (Aaren or Transformer — nothing else differs).
 
     x (B, N, C) ──per-window normalisation──► z (B, N, C)         (normalization.py; stats μ, σ (B, N, C))
-    z, calendar marks, positions ──embedding──► e (B, N, D)         (embedding.py)
+    z, calendar marks, positions ──embedding──► e (B, N, D)         (model.py)
     e ──aaren.Backbone (causal)──► h (B, N, D)
     h[:, -1] ──Linear(D, H·C)──► ŷ (B, H, C) · σ_N + μ_N           (the forecast, restored to the input scale)
 
@@ -24,7 +24,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
 from tasks.base.module import TaskModule
 
-from .embedding import ForecastEmbedding
+from .model import ForecastEmbedding
 from .normalization import INPUT_NORMS, window_stats
 from .time_features import n_time_features
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tasks.errors import ConfigError
 from tasks.base.module import TaskModule
 
-from .embedding import EventEmbedding
+from .model import EventEmbedding
 from .lognormal_mixture import LogNormalMixture, LogNormalMixtureHead
 from .mark_likelihood import mark_terms
 from .metrics import TPPMetrics, metatpp_log_likelihood

@@ -1,5 +1,6 @@
-"""Token embedding of the forecaster: value + temporal + positional, then dropout (TSLib `DataEmbedding`,
-embed=timeF), made causal so the backbone's streaming `step` can consume one observation at a time.
+"""The forecaster's network around the backbone (the task's `model.py`): its token embedding, value + temporal +
+positional, then dropout (TSLib `DataEmbedding`, embed=timeF), made causal so the backbone's streaming `step` can
+consume one observation at a time.
 
 - value: a pointwise Linear(C, D) without bias. TSLib's TokenEmbedding is a circular Conv1d of kernel 3: it mixes
   in the next observation and wraps the window's last observation onto its first, so it is not causal.

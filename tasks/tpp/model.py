@@ -1,4 +1,5 @@
-"""Event embedding: a mark embedding plus a projection of sinusoidal temporal encodings of t and τ.
+"""The TPP network around the backbone (the task's `model.py`): the event embedding, a mark embedding plus a
+projection of sinusoidal temporal encodings of t and τ (the heads: lognormal_mixture.py, mark_likelihood.py).
 
     TE(x)_{2i} = sin(x / 10000^{2i/D}),  TE(x)_{2i+1} = cos(x / 10000^{2i/D})       (THP, Zuo et al. 2020, eq. 1;
                                                                   tasks/base/positional.py)
