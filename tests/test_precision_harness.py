@@ -40,7 +40,8 @@ def test_precision_is_part_of_the_run_identity(tmp_path):
     fp32, bf16 = compose_config(base), compose_config([*base, BF16])
     assert fp32.trainer.precision == "32-true"
     assert identity.identity_config(fp32)["trainer"]["precision"] == "32-true"
-    assert identity.run_id(fp32) != identity.run_id(bf16)
+    experiment = "smoke/forecasting"
+    assert identity.run_id(fp32, experiment=experiment) != identity.run_id(bf16, experiment=experiment)
 
 
 def test_precision_context_follows_the_trainer():
@@ -86,7 +87,7 @@ def test_online_paths_run_under_bf16_autocast_and_agree_with_the_batch_model(kin
     """The streaming helpers under the autocast a user (or the harness) sets: they run, and the last online
     prediction is the batch prediction to bf16 rounding (both under autocast)."""
     from tasks.classification.module import ClassificationModule
-    from tasks.classification.streaming import OnlineClassifier
+    from tasks.classification.online import OnlineClassifier
     from tasks.forecasting.module import ForecastingModule
     from tasks.forecasting.online import OnlineForecaster
 
