@@ -40,7 +40,8 @@ def test_precision_is_part_of_the_run_identity(tmp_path):
     fp32, bf16 = compose_config(base), compose_config([*base, BF16])
     assert fp32.trainer.precision == "32-true"
     assert identity.identity_config(fp32)["trainer"]["precision"] == "32-true"
-    assert identity.run_id(fp32, experiment="smoke/forecasting") != identity.run_id(bf16, experiment="smoke/forecasting")
+    experiment = "smoke/forecasting"
+    assert identity.run_id(fp32, experiment=experiment) != identity.run_id(bf16, experiment=experiment)
 
 
 def test_precision_context_follows_the_trainer():

@@ -115,7 +115,8 @@ def _prose(value) -> str:
 def legend(table: Table) -> str:
     text = ("mean ± std over seeds (n = seeds run; n=a/b when fewer than the experiment's b seeds ran); bold = "
             "better model; Average = mean over rows where both models have runs; — = no run; convergence = "
-            "training length per run and whether early stopping triggered (unknown: the record predates that field)")
+            "training length per run and whether early stopping triggered (* inferred, for records that predate "
+            "that field, from their epochs and config limits: scripts/infer_training.py; unknown: not inferable)")
     if any(table.baselines.values()):
         text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split, one value per "
                  "metric in its first column "

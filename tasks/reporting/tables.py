@@ -177,7 +177,8 @@ def _span(values: list[int]) -> str:
 
 def convergence(runs: list[dict], progress: str) -> str:
     """'5 ep (stopped early: no)', '4–6 ep (stopped early: 2/3)', '20000 updates (limit reached)'; 'unknown'
-    when a run has no `training` block (records older than the learning-curve change); '—' without runs."""
+    when a run has no `training` block (records older than the learning-curve change); '—' without runs; a
+    trailing * when a block was inferred for an older record (scripts/infer_training.py)."""
     blocks = [r.get("training") or {} for r in runs]  # a run's counts: {"epochs", "steps", "stopped_early", ...}
     unit, count = ("updates", "steps") if progress == "updates" else ("ep", "epochs")
     if not runs:
@@ -189,7 +190,7 @@ def convergence(runs: list[dict], progress: str) -> str:
     text = f"{_span([b[count] for b in blocks])} {unit} (stopped early: {stopped})"
     if progress == "updates" and all(b.get("reached_limit") for b in blocks):
         text = f"{_span([b[count] for b in blocks])} {unit} (limit reached)"
-    return text
+    return text + ("*" if any(b.get("inferred_from") for b in blocks) else "")
 
 
 def newest_per_cell(records: list[dict]) -> tuple[list[dict], list[dict]]:
