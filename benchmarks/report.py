@@ -46,22 +46,9 @@ def markdown(summary: dict) -> str:
     streams = _points(points, bench="stream")
     if streams:
         out += ["### Streaming: per-token latency (µs, median) / state size (Transformer rows: ×N = paired Aaren speedup)",
-                "",
-                "| config | kind | path | B | " + " | ".join(f"{t:,}" for t in _columns(streams)) + " |",
-                "|---|---|---|---|" + "---|" * len(_columns(streams))]
-        for key in sorted({(p["config"], p["kind"], p["path"], p["batch"]) for p in streams}):
-            by_tokens = {p["tokens"]: p for p in _points(streams, config=key[0], kind=key[1], path=key[2],
-                                                         batch=key[3])}
-            cells = [_latency_cell(by_tokens[t]) if t in by_tokens else "" for t in _columns(streams)]
-            out.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(cells) + " |")
+                "", *_stream_table(streams, _latency_cell)]
         out += ["", "### Streaming: cumulative time, s (wall / process CPU time; * = integrated from measured per-token costs)", "",
-                "| config | kind | path | B | " + " | ".join(f"{t:,}" for t in _columns(streams)) + " |",
-                "|---|---|---|---|" + "---|" * len(_columns(streams))]
-        for key in sorted({(p["config"], p["kind"], p["path"], p["batch"]) for p in streams}):
-            by_tokens = {p["tokens"]: p for p in _points(streams, config=key[0], kind=key[1], path=key[2],
-                                                         batch=key[3])}
-            cells = [_cumulative_cell(by_tokens[t]) if t in by_tokens else "" for t in _columns(streams)]
-            out.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(cells) + " |")
+                *_stream_table(streams, _cumulative_cell)]
         out += ["", f"### Targets (paired measurements): cost at the longest stream / cost at 1k ≤ {RATIO_TARGET}; "
                     f"Aaren ≥ {SPEEDUP_TARGET:.0f}× faster than the KV cache at {SPEEDUP_TOKENS:,} tokens", "",
                 "| config | B | longest stream | ratio vs 1k | met | speedup @16k, eager | met | "
@@ -95,6 +82,18 @@ def _bytes(n):
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1024
 
+
+
+def _stream_table(streams: list[dict], cell) -> list[str]:
+    """Markdown rows: one per (config, kind, path, batch), one column per token count, `cell(point)` in each."""
+    columns = _columns(streams)
+    rows = ["| config | kind | path | B | " + " | ".join(f"{t:,}" for t in columns) + " |",
+            "|---|---|---|---|" + "---|" * len(columns)]
+    for key in sorted({(p["config"], p["kind"], p["path"], p["batch"]) for p in streams}):
+        by_tokens = {p["tokens"]: p for p in _points(streams, config=key[0], kind=key[1], path=key[2], batch=key[3])}
+        cells = [cell(by_tokens[t]) if t in by_tokens else "" for t in columns]
+        rows.append("| " + " | ".join(map(str, key)) + " | " + " | ".join(cells) + " |")
+    return rows
 
 def _latency_cell(p):
     cell = f"{_fmt(p.get('us_per_token'), '.0f')} / {_bytes(p['state_bytes'])}"
