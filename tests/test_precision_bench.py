@@ -1,4 +1,4 @@
-"""scripts/bench_train.py at toy sizes: one row per kind with both parts timed and FLOPs counted, and resuming
+"""scripts/bench_train.py (benchmarks/train_step.py) at toy sizes: one row per kind with both parts timed and FLOPs counted, and resuming
 skips what is already measured. Speed itself is the benchmark's business, never a test's."""
 import json
 import sys
@@ -10,13 +10,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks import train_step  # noqa: E402
 from scripts import bench_train  # noqa: E402
 from benchmarks.interleave import interleaved_medians  # noqa: E402
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_bench_rows_time_backbone_and_task_step_of_both_kinds(precision):
-    rows = bench_train.bench("tpp", 8, precision, repeats=1, peaks={precision: 100.0})
+    rows = train_step.bench("tpp", 8, precision, repeats=1, peaks={precision: 100.0})
     assert [r["kind"] for r in rows] == ["aaren", "transformer"]
     for row in rows:
         assert row["precision"] == precision and row["N"] == 8 and row["batch"] == 16
@@ -28,8 +29,8 @@ def test_bench_rows_time_backbone_and_task_step_of_both_kinds(precision):
 
 
 def test_bench_resumes_without_measuring_again(tmp_path, monkeypatch):
-    monkeypatch.setitem(bench_train.CONFIGS, "tpp", dict(bench_train.CONFIGS["tpp"], lengths=[8]))
-    monkeypatch.setattr(bench_train, "matmul_peak_gflops", lambda dtype: 100.0)  # a 2048² matmul: not for tests
+    monkeypatch.setitem(train_step.CONFIGS, "tpp", dict(train_step.CONFIGS["tpp"], lengths=[8]))
+    monkeypatch.setattr(train_step, "matmul_peak_gflops", lambda dtype: 100.0)  # a 2048² matmul: not for tests
     out = tmp_path / "train.jsonl"
     args = ["--quick", "--configs", "tpp", "--precisions", "32-true", "--out", str(out)]
     assert bench_train.main(args) == 0
