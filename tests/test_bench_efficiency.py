@@ -90,17 +90,7 @@ def test_a_rerun_skips_finished_jobs(toy_run):
     assert (out / "points.jsonl").read_text() == before
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny steps: extra threads only add synchronisation
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_an_interrupted_aaren_stream_resumes(tmp_path, one_thread):
+def test_an_interrupted_aaren_stream_resumes(tmp_path):
     from benchmarks.common import PointStore
     from benchmarks.streaming import run_stream_job
 
@@ -122,7 +112,7 @@ def test_an_interrupted_aaren_stream_resumes(tmp_path, one_thread):
     assert not (tmp_path / "resume").exists() or not list((tmp_path / "resume").iterdir())
 
 
-def test_the_flat_kv_step_equals_the_kv_cached_transformer(one_thread):
+def test_the_flat_kv_step_equals_the_kv_cached_transformer():
     import aaren
     import torch
 
@@ -134,7 +124,7 @@ def test_the_flat_kv_step_equals_the_kv_cached_transformer(one_thread):
         exported_kv.FlatKVStep(backbone=aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=2, d_ff=32))
 
 
-def test_the_exported_pair_times_both_models_in_onnxruntime(tmp_path, one_thread):
+def test_the_exported_pair_times_both_models_in_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from benchmarks import common, exported_kv

@@ -12,15 +12,6 @@ STEPS, STREAMS, D_MODEL = 1000, 2, 16
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny per-step ops: intra-op threads only add synchronisation (x20 slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def backbone():
     torch.manual_seed(0)

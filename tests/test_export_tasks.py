@@ -20,14 +20,6 @@ from tests.test_tpp_model import _module as tpp_module
 STEPS = 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _both_runtimes(step: OnlineStep, observations, reference, *, batch: int, atol: float):
     ours, _ = replay(step, observations, step.initial_state(batch))
     assert max_abs_difference(ours, reference) <= atol

@@ -24,15 +24,6 @@ POLICIES = REPO.parent / "shared" / "rl-policies"
 needs_policies = pytest.mark.skipif(not POLICIES.is_dir(), reason="../shared/rl-policies (pretrained agents) absent")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """SAC and the policies are tiny: more threads only contend on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_mujoco_smoke_rollout_checks_and_both_evaluation_modes():
     arrays, returns = rollout(UniformPolicy(3), env_name="hopper", n_transitions=300, seed=0, n_envs=2)
     assert arrays["observations"].shape == (300, 11) and len(returns) >= 2
