@@ -14,10 +14,9 @@ from torch import Tensor, nn
 from .backends import BACKENDS
 from .kv_cache import KVCache
 from .scan import scan
-from .state import ScanState, accumulation_dtype, init_state, step
+from .state import MASK_POLARITY, ScanState, accumulation_dtype, init_state, no_autocast, step
 
 BACKEND_NAMES = ("auto", *BACKENDS)
-POLARITY = "True = valid token (the opposite of nn.MultiheadAttention's key_padding_mask, where True = ignore)"
 
 
 def expand_padding_mask(mask: Tensor | None, shape: tuple, *, name: str, where: str) -> Tensor | None:
@@ -26,9 +25,9 @@ def expand_padding_mask(mask: Tensor | None, shape: tuple, *, name: str, where: 
         return None
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         got = f"dtype {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"{where}: {name} must be a bool tensor, {POLARITY}; got {got}")
+        raise ValueError(f"{where}: {name} must be a bool tensor, {MASK_POLARITY}; got {got}")
     if mask.dim() != len(shape) or any(m not in (1, s) for m, s in zip(mask.shape, shape)):
-        raise ValueError(f"{where}: {name} must have shape {tuple(shape)} (size-1 dims broadcast), {POLARITY}; "
+        raise ValueError(f"{where}: {name} must have shape {tuple(shape)} (size-1 dims broadcast), {MASK_POLARITY}; "
                          f"got {tuple(mask.shape)}")
     return mask.expand(shape)
 
@@ -42,7 +41,7 @@ def fp32_core(x: Tensor):
     changes (on GPUs FlashAttention in bf16 is the fast path).
     """
     if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        return torch.autocast("cpu", enabled=False), Tensor.float
+        return no_autocast(x.device), Tensor.float
     return contextlib.nullcontext(), _same
 
 

@@ -111,7 +111,7 @@ def tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-MASK_POLARITY = ("True = valid token, False = ignored (the opposite of nn.MultiheadAttention's key_padding_mask, "
+MASK_POLARITY = ("True = valid token (False = ignored: the opposite of nn.MultiheadAttention's key_padding_mask, "
                  "where True = ignore)")
 
 
