@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tasks.fileio import write_json_atomic
+from tasks.fileio import write_atomic, write_json_atomic
 
 log = logging.getLogger("aaren.harness")
 CORRUPT = "corrupt"
@@ -149,23 +149,13 @@ class RunStateCallback(L.Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file in the checkpoint's folder, fsync, then os.replace: a kill or a full disk
+    """torch.save through tasks/fileio.py's write_atomic (temporary file, fsync, os.replace): a kill or a full disk
     leaves the previous checkpoint or the new one, never a truncated file (Lightning writes in place)."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(path, lambda file: torch.save(checkpoint, file), binary=True)
 
 
 def _loads(path: Path) -> dict | None:
