@@ -82,6 +82,36 @@ def make_env(name: str) -> gym.Env:
     return env
 
 
+
+class EpisodeBatch:
+    """E episodes of one env side by side (reset seeds seed + i), stepped together until every one has ended.
+
+    obs (E, S) float32, returns (E,), lengths (E,), alive (E,) bool; `step(action (E, A))` advances the running
+    episodes (a finished one's row of `action` is ignored) and returns the rewards (E,) float32, 0 where finished.
+    """
+
+    def __init__(self, env_name: str, n_episodes: int, seed: int):
+        self.env_name, self.envs = env_name, [make_env(env_name) for _ in range(n_episodes)]
+        self.obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(self.envs)]).astype(np.float32)
+        self.returns, self.lengths = np.zeros(n_episodes), np.zeros(n_episodes, dtype=np.int64)
+        self.alive = np.ones(n_episodes, dtype=bool)
+
+    def step(self, action: np.ndarray) -> np.ndarray:
+        rewards = np.zeros(len(self.envs), dtype=np.float32)
+        for i in np.flatnonzero(self.alive):
+            next_obs, reward, terminated, truncated, _ = self.envs[i].step(action[i])
+            self.obs[i], rewards[i] = next_obs, reward
+            self.returns[i] += reward
+            self.lengths[i] += 1
+            self.alive[i] = not (terminated or truncated)
+        return rewards
+
+    def close(self) -> np.ndarray:
+        """Close the envs → the episodes' D4RL-normalised scores (E,)."""
+        for env in self.envs:
+            env.close()
+        return normalized_score(self.env_name, self.returns)
+
 def simulator_state(env: gym.Env):
     """(qpos, qvel) of the MuJoCo simulator behind `env` (D4RL stores them as infos/qpos, infos/qvel)."""
     data = env.unwrapped.data

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from .envs import EPISODE_STEPS, make_env, normalized_score
+from .envs import EPISODE_STEPS, EpisodeBatch
 
 MODES = ("window", "stream")
 
@@ -36,12 +36,9 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
     dt.eval(), backbone.eval()
     device = next(dt.parameters()).device
     E, S, A = n_episodes, dt.state_dim, dt.act_dim
-    envs = [make_env(env_name) for _ in range(E)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    episodes = EpisodeBatch(env_name, E, seed)
     mean, std = (torch.as_tensor(x, device=device, dtype=torch.float32) for x in (state_mean, state_std))
     rtg = torch.full((E, 1), target_return / rtg_scale, device=device)
-    returns, lengths = np.zeros(E), np.zeros(E, dtype=np.int64)
-    alive = np.ones(E, dtype=bool)
     if mode == "window":  # histories (E, T, ·); the model reads the last K rows
         hist_rtg = torch.zeros(E, max_steps, 1, device=device)
         hist_states = torch.zeros(E, max_steps, S, device=device)
@@ -52,12 +49,12 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
     model_seconds = 0.0
     t = 0
     for t in range(max_steps):
-        s_t = (torch.as_tensor(obs, device=device) - mean) / std                      # (E, S)
+        s_t = (torch.as_tensor(episodes.obs, device=device) - mean) / std                      # (E, S)
         started = time.perf_counter()
         if mode == "window":
             hist_rtg[:, t], hist_states[:, t] = rtg, s_t
             lo = max(0, t - context_len + 1)
-            running = torch.as_tensor(np.flatnonzero(alive), device=device)           # (E',) episodes not done
+            running = torch.as_tensor(np.flatnonzero(episodes.alive), device=device)           # (E',) episodes not done
             window = (hist_rtg[running, lo:t + 1], hist_states[running, lo:t + 1], hist_actions[running, lo:t + 1],
                       all_timesteps[running, lo:t + 1])
             action = torch.zeros(E, A, device=device)
@@ -69,24 +66,16 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
             state = dt.stream_feed_action(backbone, state, action, timestep)
             action = action.float()
         model_seconds += time.perf_counter() - started
-        action_np = action.cpu().numpy()
-        rewards = np.zeros(E, dtype=np.float32)
-        for i in np.flatnonzero(alive):
-            next_obs, reward, terminated, truncated, _ = envs[i].step(action_np[i])
-            obs[i], rewards[i] = next_obs, reward
-            returns[i] += reward
-            lengths[i] += 1
-            alive[i] = not (terminated or truncated)
+        rewards = episodes.step(action.cpu().numpy())
         rtg = rtg - torch.as_tensor(rewards, device=device).unsqueeze(-1) / rtg_scale
-        if not alive.any():
+        if not episodes.alive.any():
             break
-    for env in envs:
-        env.close()
+    norm = episodes.close()
+    returns, lengths = episodes.returns, episodes.lengths
     if was_training[0]:
         dt.train()
     if was_training[1]:
         backbone.train()
-    norm = normalized_score(env_name, returns)
     result = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "normalized_score": float(norm.mean()), "normalized_score_std": float(norm.std()),
               "episode_length_mean": float(lengths.mean()), "step_latency_ms": 1000.0 * model_seconds / (t + 1),

@@ -14,7 +14,7 @@ import torch
 from aaren.export import OnlineStep, split_backbone
 from torch import Tensor
 
-from .envs import EPISODE_STEPS, make_env, normalized_score
+from .envs import EPISODE_STEPS, EpisodeBatch
 
 
 class _FlatBackbone:
@@ -72,29 +72,19 @@ def play(policy, *, env_name: str, n_episodes: int, seed: int, target_return: fl
     """policy(return_to_go (E, 1) float32, obs (E, S) float32) → action (E, A), carrying its own state; the E
     episodes run side by side (reset seeds seed + i) → {normalized_score, return_mean, returns, lengths,
     inputs: [(return_to_go, obs)] per step, actions: per step}."""
-    envs = [make_env(env_name) for _ in range(n_episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+    episodes = EpisodeBatch(env_name, n_episodes, seed)
     return_to_go = np.full((n_episodes, 1), target_return, dtype=np.float32)
-    returns, lengths = np.zeros(n_episodes), np.zeros(n_episodes, dtype=np.int64)
-    alive = np.ones(n_episodes, dtype=bool)
     inputs, actions = [], []
     for _ in range(max_steps):
-        inputs.append((return_to_go.copy(), obs.copy()))
-        action = np.asarray(policy(return_to_go, obs), dtype=np.float32)
+        inputs.append((return_to_go.copy(), episodes.obs.copy()))
+        action = np.asarray(policy(return_to_go, episodes.obs), dtype=np.float32)
         actions.append(action)
-        for i in np.flatnonzero(alive):
-            next_obs, reward, terminated, truncated, _ = envs[i].step(action[i])
-            obs[i] = next_obs
-            return_to_go[i] -= np.float32(reward)
-            returns[i] += reward
-            lengths[i] += 1
-            alive[i] = not (terminated or truncated)
-        if not alive.any():
+        return_to_go -= episodes.step(action)[:, None]
+        if not episodes.alive.any():
             break
-    for env in envs:
-        env.close()
-    return {"normalized_score": float(normalized_score(env_name, returns).mean()),
-            "return_mean": float(returns.mean()), "returns": returns.tolist(), "lengths": lengths.tolist(),
+    scores = episodes.close()
+    return {"normalized_score": float(scores.mean()), "return_mean": float(episodes.returns.mean()),
+            "returns": episodes.returns.tolist(), "lengths": episodes.lengths.tolist(),
             "inputs": inputs, "actions": actions}
 
 
