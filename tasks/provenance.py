@@ -24,9 +24,10 @@ def git_state(repo: Path) -> dict:
         return {"sha": None, "dirty": None}
 
 
-def package_versions() -> dict:
+def package_versions(extra: tuple = ()) -> dict:
+    """{python, <package>: version or None} for PACKAGES plus `extra` (distribution names)."""
     versions = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

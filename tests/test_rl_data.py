@@ -227,6 +227,10 @@ def test_make_rl_data_stitches_medium_expert_and_summarises(tmp_path):
     with h5py.File(dataset_file(root, "halfcheetah", "medium-expert")) as f:
         assert f.attrs["provenance"] == PROVENANCE and "toy medium" in f.attrs["behaviour_policy"]
         assert len(f["rewards"]) == 1500
+        # the same provenance helper as every run record, plus the simulation's own packages
+        versions = json.loads(f.attrs["versions"])
+        assert versions["torch"] and versions["mujoco"] and versions["gymnasium"] and versions["stable-baselines3"]
+        assert json.loads(f.attrs["machine"])["cpu_count"] >= 1
         # medium up to its last finished trajectory (1012 steps), then the expert's 1000-step one, cut by the cap
         np.testing.assert_array_equal(np.flatnonzero(f["terminals"][()]), [4, 1011])
         np.testing.assert_array_equal(np.flatnonzero(f["timeouts"][()]), [1004])

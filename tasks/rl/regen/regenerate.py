@@ -11,7 +11,6 @@ Every file is checked (shapes, D4RL flags, next-observation consistency, simulat
 data layer's reader, and summarised in `<results>/<env>-<level>.json`.
 """
 import json
-import platform
 import shutil
 import time
 from datetime import datetime, timezone
@@ -22,11 +21,15 @@ import numpy as np
 import yaml
 
 from tasks.fileio import write_json_atomic
+from tasks.provenance import machine, package_versions
 
 from ..d4rl_format import KEYS, PROVENANCE, check_d4rl_arrays, dataset_statistics, episode_ends, write_d4rl_hdf5
 from ..envs import env_spec
 from .rollout import rollout
 from .sac_medium import MediumRun, import_shared_run, train_to_medium
+
+# what the simulation and the behaviour agents depend on, recorded in every file beside the suite's own packages
+SIMULATION_PACKAGES = ("gymnasium", "mujoco", "stable-baselines3", "h5py")
 
 RECIPE_FILE = Path(__file__).with_name("recipe.yaml")
 LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
@@ -44,16 +47,6 @@ def dataset_dir_name(env_name: str, level: str) -> str:
 def dataset_file(data_root, env_name: str, level: str) -> Path:
     """D4RL's own file name, so a downloaded D4RL file and a regenerated one sit in the same place."""
     return Path(data_root) / "rl" / dataset_dir_name(env_name, level) / f"{env_name}_{level.replace('-', '_')}-v2.hdf5"
-
-
-def _versions() -> dict:
-    import gymnasium
-    import mujoco
-    import stable_baselines3
-    import torch
-    return {"gymnasium": gymnasium.__version__, "mujoco": mujoco.__version__,
-            "stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__,
-            "python": platform.python_version(), "machine": platform.machine()}
 
 
 def read_full(path) -> dict:
@@ -163,7 +156,7 @@ class Regenerator:
                           sim_checks=self.recipe["checks"]["sim_replays"])
         attrs = {"env": self.env_name, "gym_id": env_spec(self.env_name).gym_id, "level": level,
                  "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "versions": _versions(), **attrs}
+                 "versions": package_versions(extra=SIMULATION_PACKAGES), "machine": machine(), **attrs}
         write_d4rl_hdf5(path, arrays, attrs)
         from tasks.datasets.readers import read_d4rl_hdf5
         read_d4rl_hdf5(path)  # the file loads with the data layer's reader
