@@ -136,15 +136,15 @@ def bench_eval(*, repeats: int) -> list[dict]:
     candidates = {}
     for kind in KINDS:
         torch.manual_seed(0)
-        dt = DecisionTransformer(state_dim=17, act_dim=6, d_model=128, max_timestep=1000).eval()
         backbone = aaren.Backbone(kind=kind, **CONFIGS["rl"]["backbone"]).eval()
+        dt = DecisionTransformer(backbone=backbone, state_dim=17, act_dim=6, max_timestep=1000).eval()
         for precision in PRECISIONS:
             autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
             for e in (100, 30, 10):
                 window = (torch.randn(e, 20, 1), torch.randn(e, 20, 17), torch.randn(e, 20, 6),
                           torch.arange(20).expand(e, 20))
-                candidates["window", kind, precision, e] = lambda w=window, dt=dt, b=backbone, a=autocast: (
-                    _inference(a, lambda: dt(b, *w)))
+                candidates["window", kind, precision, e] = lambda w=window, dt=dt, a=autocast: (
+                    _inference(a, lambda: dt(*w)))
             for e in (100, 10):
                 x, state = torch.randn(e, 128), {"s": backbone.init_state(e)}
                 for _ in range(300):  # a cache of 100 timesteps (Transformer), as mid-episode

@@ -74,7 +74,7 @@ def test_policy_step_equals_the_decision_transformers_stream():
 
     module = rl_module("aaren")
     with torch.no_grad():
-        module.state_mean.normal_(), module.state_std.uniform_(0.5, 2.0)
+        module.dt.state_mean.normal_(), module.dt.state_std.uniform_(0.5, 2.0)
     g = torch.Generator().manual_seed(0)
     rtg = 3600 - torch.cumsum(torch.rand(STEPS, 2, 1, generator=g), dim=0)
     obs = torch.randn(STEPS, 2, module.dt.state_dim, generator=g)

@@ -50,6 +50,16 @@ def test_seed_changes_the_run_and_its_numbers(tmp_path):
     assert a["run_id"] != b["run_id"] and a["metrics"] != b["metrics"] and len(records(tmp_path)) == 2
 
 
+def test_a_module_that_keeps_its_own_snapshots_is_tested_on_the_last_checkpoint(tmp_path, monkeypatch):
+    from tests.harness_toy.module import ToyModule
+
+    tested = []
+    monkeypatch.setattr(ToyModule, "tested_checkpoint", "last")
+    monkeypatch.setattr(ToyModule, "on_test_start", lambda self: tested.append(self.trainer.ckpt_path), raising=False)
+    entry = run_in_process(tmp_path, [*TOY, "task.trainer.max_epochs=3"])
+    assert entry["tested_checkpoint"] == "last" and [Path(p).name for p in tested] == ["last.ckpt"]
+
+
 def test_a_second_start_of_a_running_run_stands_aside(tmp_path):
     from tasks.harness import identity
     from tasks.harness.resume import RunLock

@@ -73,12 +73,11 @@ def test_tpp_likelihoods_stay_float32_under_autocast():
 def test_rl_evaluation_runs_under_bf16_autocast(mode):
     torch.manual_seed(0)
     backbone = aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0).eval()
-    dt = DecisionTransformer(state_dim=11, act_dim=3, d_model=16, max_timestep=1000)
-    common = dict(env_name="hopper", mode=mode, n_episodes=2, target_return=3600.0, rtg_scale=1000.0,
-                  state_mean=np.zeros(11), state_std=np.ones(11), context_len=4, seed=5, max_steps=6)
-    fp32 = evaluate(dt, backbone, **common)
+    dt = DecisionTransformer(backbone=backbone, state_dim=11, act_dim=3, max_timestep=1000)
+    common = dict(env_name="hopper", mode=mode, n_episodes=2, target_return=3600.0, rtg_scale=1000.0, context_len=4, seed=5, max_steps=6)
+    fp32 = evaluate(dt, **common)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = evaluate(dt, backbone, **common)  # failed at action.numpy() (NumPy has no bfloat16)
+        bf16 = evaluate(dt, **common)  # failed at action.numpy() (NumPy has no bfloat16)
     np.testing.assert_allclose(bf16["returns"], fp32["returns"], rtol=0.05, atol=0.05)
 
 

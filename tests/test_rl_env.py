@@ -41,12 +41,11 @@ def test_mujoco_smoke_rollout_checks_and_both_evaluation_modes():
     for kind in ("aaren", "transformer"):
         torch.manual_seed(0)
         backbone = aaren.Backbone(kind=kind, d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0)
-        dt = DecisionTransformer(state_dim=11, act_dim=3, d_model=16, max_timestep=1000)
-        common = dict(env_name="hopper", n_episodes=2, target_return=3600.0, rtg_scale=1000.0,
-                      state_mean=np.zeros(11), state_std=np.ones(11), context_len=8, seed=5)
+        dt = DecisionTransformer(backbone=backbone, state_dim=11, act_dim=3, max_timestep=1000)
+        common = dict(env_name="hopper", n_episodes=2, target_return=3600.0, rtg_scale=1000.0, context_len=8, seed=5)
         for max_steps in (4, 8):
-            window = evaluate(dt, backbone, mode="window", max_steps=max_steps, **common)
-            stream = evaluate(dt, backbone, mode="stream", max_steps=max_steps, **common)
+            window = evaluate(dt, mode="window", max_steps=max_steps, **common)
+            stream = evaluate(dt, mode="stream", max_steps=max_steps, **common)
             state_bytes[kind, max_steps] = stream["state_bytes_per_episode"]
             # K = 8 ≥ episode length: the window is the whole history, so both modes act alike
             np.testing.assert_allclose(stream["returns"], window["returns"], rtol=1e-4, atol=1e-4)
@@ -162,14 +161,13 @@ def test_window_evaluation_calls_the_model_for_running_episodes_only():
     """Episodes end at different steps; a finished one costs no model call and the others' results are unchanged."""
     torch.manual_seed(0)
     backbone = aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0)
-    dt = DecisionTransformer(state_dim=17, act_dim=6, d_model=16, max_timestep=1000)
+    dt = DecisionTransformer(backbone=backbone, state_dim=17, act_dim=6, max_timestep=1000)
     rows = []
     backbone.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
-    common = dict(env_name="walker2d", mode="window", target_return=3600.0, rtg_scale=1000.0,
-                  state_mean=np.zeros(17), state_std=np.ones(17), context_len=4, seed=0, max_steps=200)
-    together = evaluate(dt, backbone, n_episodes=4, **common)
+    common = dict(env_name="walker2d", mode="window", target_return=3600.0, rtg_scale=1000.0, context_len=4, seed=0, max_steps=200)
+    together = evaluate(dt, n_episodes=4, **common)
     rows_together = sum(rows)
-    alone = [evaluate(dt, backbone, n_episodes=1, **dict(common, seed=i)) for i in range(4)]
+    alone = [evaluate(dt, n_episodes=1, **dict(common, seed=i)) for i in range(4)]
     lengths = [result["episode_length_mean"] for result in alone]
     assert len(set(lengths)) > 1  # the episodes do end at different steps
     assert rows_together == sum(lengths)  # one row per episode per step it was running (was 4 x the longest)

@@ -1,16 +1,16 @@
 """Decision Transformer: token layout, causality, padding, streaming = batch forward, training, snapshots,
-validation logging."""
+validation logging, the state statistics it owns."""
 import csv
-import os
-import pickle
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
 import aaren
 from tests.fixtures import make_d4rl_hdf5
+from tasks.harness.runner import DataStatistics
 from tasks.rl.data import D4RLDataModule
 from tasks.rl.model import DecisionTransformer
 from tasks.rl.module import DecisionTransformerModule
@@ -22,8 +22,7 @@ KINDS = ("aaren", "transformer")
 def small(kind: str, *, max_timestep: int = 50, seed: int = 0):
     torch.manual_seed(seed)
     backbone = aaren.Backbone(kind=kind, d_model=D, n_layers=2, n_heads=2, d_ff=32, dropout=0.0)
-    dt = DecisionTransformer(state_dim=S, act_dim=A, d_model=D, max_timestep=max_timestep)
-    return dt.eval(), backbone.eval()
+    return DecisionTransformer(backbone=backbone, state_dim=S, act_dim=A, max_timestep=max_timestep).eval()
 
 
 def batch(B=3, T=6, t0=0, seed=1):
@@ -34,44 +33,44 @@ def batch(B=3, T=6, t0=0, seed=1):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_shapes_and_tanh_range(kind):
-    dt, backbone = small(kind)
-    actions = dt(backbone, *batch())
+    dt = small(kind)
+    actions = dt(*batch())
     assert actions.shape == (3, 6, A) and actions.abs().max() < 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_action_t_depends_on_rtg_and_state_up_to_t_and_actions_before_t(kind):
-    dt, backbone = small(kind)
+    dt = small(kind)
     rtg, states, actions, timesteps = batch()
-    base = dt(backbone, rtg, states, actions, timesteps)
+    base = dt(rtg, states, actions, timesteps)
     t = 3
     changed_action = actions.clone()
     changed_action[:, t] += 0.5                       # a_t comes after s_t: the prediction of a_t ignores it
-    out = dt(backbone, rtg, states, changed_action, timesteps)
+    out = dt(rtg, states, changed_action, timesteps)
     torch.testing.assert_close(out[:, :t + 1], base[:, :t + 1])
     assert not torch.allclose(out[:, t + 1:], base[:, t + 1:])
     changed_state = states.clone()
     changed_state[:, t] += 0.5                        # s_t feeds a_t, never a_<t
-    out = dt(backbone, rtg, changed_state, actions, timesteps)
+    out = dt(rtg, changed_state, actions, timesteps)
     torch.testing.assert_close(out[:, :t], base[:, :t])
     assert not torch.allclose(out[:, t], base[:, t])
     changed_rtg = rtg.clone()
     changed_rtg[:, t] += 0.5
-    out = dt(backbone, changed_rtg, states, actions, timesteps)
+    out = dt(changed_rtg, states, actions, timesteps)
     torch.testing.assert_close(out[:, :t], base[:, :t])
     assert not torch.allclose(out[:, t], base[:, t])
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_padded_timesteps_change_nothing_valid(kind):
-    dt, backbone = small(kind)
+    dt = small(kind)
     rtg, states, actions, timesteps = batch()
     mask = torch.ones(3, 6, dtype=torch.bool)
     mask[0, 4:] = False
-    base = dt(backbone, rtg, states, actions, timesteps, mask)
+    base = dt(rtg, states, actions, timesteps, mask)
     states2, actions2 = states.clone(), actions.clone()
     states2[0, 4:], actions2[0, 4:] = 9.0, 0.9
-    out = dt(backbone, rtg, states2, actions2, timesteps, mask)
+    out = dt(rtg, states2, actions2, timesteps, mask)
     torch.testing.assert_close(out[0, :4], base[0, :4])
     torch.testing.assert_close(out[1:], base[1:])
 
@@ -79,15 +78,15 @@ def test_padded_timesteps_change_nothing_valid(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_stream_equals_window_forward(kind):
     """Token by token through backbone.step gives the batch forward's actions (the whole history is the window)."""
-    dt, backbone = small(kind)
+    dt = small(kind)
     rtg, states, actions, timesteps = batch(T=7, t0=2)
-    expected = dt(backbone, rtg, states, actions, timesteps)
+    expected = dt(rtg, states, actions, timesteps)
     with torch.no_grad():
-        state = dt.start_stream(backbone, 3)
+        state = dt.start_stream(3)
         got = []
         for t in range(7):
-            action, state = dt.stream_action(backbone, state, rtg[:, t], states[:, t], timesteps[:, t])
-            state = dt.stream_feed_action(backbone, state, actions[:, t], timesteps[:, t])
+            action, state = dt.stream_action(state, rtg[:, t], states[:, t], timesteps[:, t])
+            state = dt.stream_feed_action(state, actions[:, t], timesteps[:, t])
             got.append(action)
     torch.testing.assert_close(torch.stack(got, dim=1), expected, atol=1e-5, rtol=1e-4)
 
@@ -95,22 +94,22 @@ def test_stream_equals_window_forward(kind):
 def test_stream_state_is_constant_for_aaren_and_grows_for_the_transformer():
     sizes = {}
     for kind in KINDS:
-        dt, backbone = small(kind)
+        dt = small(kind)
         rtg, states, actions, timesteps = batch(B=1, T=40)
         with torch.no_grad():
-            state, sizes[kind] = dt.start_stream(backbone, 1), []
+            state, sizes[kind] = dt.start_stream(1), []
             for t in range(40):
-                _, state = dt.stream_action(backbone, state, rtg[:, t], states[:, t], timesteps[:, t])
-                state = dt.stream_feed_action(backbone, state, actions[:, t], timesteps[:, t])
+                _, state = dt.stream_action(state, rtg[:, t], states[:, t], timesteps[:, t])
+                state = dt.stream_feed_action(state, actions[:, t], timesteps[:, t])
                 sizes[kind].append(aaren.state_nbytes(state))
     assert len(set(sizes["aaren"][1:])) == 1
     assert sizes["transformer"][-1] > 4 * sizes["transformer"][4]
 
 
 def test_timestep_outside_the_embedding_is_a_clear_error():
-    dt, backbone = small("aaren", max_timestep=5)
+    dt = small("aaren", max_timestep=5)
     with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 5\)"):
-        dt(backbone, *batch(T=6))
+        dt(*batch(T=6))
 
 
 def module(kind="aaren", **kwargs):
@@ -154,36 +153,26 @@ def test_loading_an_older_checkpoint_keeps_the_newer_last_and_the_better_best():
     assert fresh.snapshots["last"]["step"] == 300
 
 
-def test_testing_a_best_checkpoint_takes_the_newest_last_snapshot_from_last_ckpt(tmp_path):
-    from types import SimpleNamespace
-
-    torch.save({"dt_snapshots": {"last": {"step": 900, "score": 1.0, "weights": {}}}}, tmp_path / "last.ckpt")
+def test_the_dt_owns_its_backbone_and_the_state_statistics_each_weight_stored_once():
     m = module()
-    m.on_load_checkpoint({"dt_snapshots": {"last": {"step": 300, "score": 5.0, "weights": {}},
-                                           "best": {"step": 300, "score": 5.0, "weights": {}}}})
-    m._trainer = SimpleNamespace(ckpt_path=str(tmp_path / "best-epoch=2.ckpt"))
-    m.on_test_start()
-    assert m.snapshots["last"]["step"] == 900 and m.snapshots["best"]["step"] == 300
+    assert m.backbone is m.dt.backbone
+    keys = list(m.state_dict())
+    assert not [k for k in keys if k.startswith("backbone.")] and any(k.startswith("dt.backbone.") for k in keys)
+    assert "dt.state_mean" in keys and "dt.state_std" in keys
+    assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in m.dt.parameters())
+    with pytest.raises(ValueError, match=r"state_mean must have shape \(11,\), got \(5,\)"):
+        m.set_data_statistics(state_mean=np.zeros(5), state_std=np.ones(11))
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
+def test_a_task_without_data_statistics_refuses_them():
+    from tasks.classification.module import ClassificationModule
+    from tasks.errors import ConfigError
 
-    def __reduce__(self):  # unpickling this object runs code (touches the marker file)
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_the_last_checkpoint_beside_a_tested_one_is_loaded_without_running_code(tmp_path):
-    from types import SimpleNamespace
-
-    marker = tmp_path / "payload_ran"
-    torch.save({"dt_snapshots": {}, "x": _Payload(marker)}, tmp_path / "last.ckpt")
-    m = module()
-    m._trainer = SimpleNamespace(ckpt_path=str(tmp_path / "best-epoch=2.ckpt"))
-    with pytest.raises(pickle.UnpicklingError):
-        m.on_test_start()
-    assert not marker.exists()
+    classifier = ClassificationModule(
+        backbone=dict(kind="aaren", d_model=8, n_layers=1, n_heads=1, d_ff=16), optim=dict(name="adam", lr=1e-3),
+        n_channels=2, n_classes=3, max_length=5)
+    with pytest.raises(ConfigError, match=r"takes no data statistics, got \['state_mean'\]"):
+        classifier.set_data_statistics(state_mean=np.zeros(2))
 
 
 @pytest.mark.parametrize("best_step", [300, 900])
@@ -212,8 +201,13 @@ def test_every_validation_logs_the_learning_curve_scalars(tmp_path):
     m.run_evaluation = lambda mode, n, seed: rounds.append(mode) or {"normalized_score": 10.0 * len(rounds),
                                                                      "return_mean": 1.0}
     trainer = L.Trainer(max_steps=6, logger=CSVLogger(tmp_path, name="log"), enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        callbacks=[DataStatistics()])
     trainer.fit(m, datamodule=dm)
+    # the harness's DataStatistics handed the training data's state statistics to the policy
+    np.testing.assert_array_equal(m.dt.state_mean.numpy(), dm.state_mean)
+    np.testing.assert_array_equal(m.dt.state_std.numpy(), dm.state_std)
+    assert not np.allclose(dm.state_mean, 0)
     with open(next(tmp_path.rglob("metrics.csv"))) as f:
         rows = [row for row in csv.DictReader(f) if row.get("val/score")]
     assert [float(r["val/score"]) for r in rows] == [10.0, 20.0, 30.0]

@@ -33,11 +33,20 @@ class TaskModule(L.LightningModule):
     optim:    {name: adam|adamw|radam, lr, weight_decay, betas?, schedule: {name, warmup_steps?}} (optim.py)
     """
 
+    # which of the run's checkpoints the harness tests: "best" (by task.checkpoint_monitor, else task.monitor) or
+    # "last" (for a module that keeps and tests its own snapshots in every checkpoint, like the DT's best and last)
+    tested_checkpoint = "best"
+
     def __init__(self, *, backbone: Mapping, optim: Mapping):
         super().__init__()
         self.backbone_config = check_backbone(backbone)
         self.optim_config = check_optim(optim)
         self.backbone = aaren.Backbone(**self.backbone_config)
+
+    def set_data_statistics(self, **statistics) -> None:
+        """Adopt the training data's statistics, `datamodule.data_statistics()` (the harness calls this at fit, for
+        a datamodule that has them). A module that needs them (the DT's state mean/std) overrides this."""
+        raise ConfigError(f"{type(self).__name__} takes no data statistics, got {sorted(statistics)}")
 
     def configure_optimizers(self):
         return build_optimizer(self.parameters(), self.optim_config)

@@ -52,6 +52,16 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
     return merged
 
 
+class DataStatistics(L.Callback):
+    """At fit, after datamodule.setup: a datamodule's `data_statistics()` (e.g. the RL states' mean/std) → the
+    module's `set_data_statistics(**them)`. Neither side knows the other; only datamodules that have them say so."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        statistics = getattr(trainer.datamodule, "data_statistics", None)
+        if stage == "fit" and callable(statistics):
+            pl_module.set_data_statistics(**statistics())
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
     # task.checkpoint_monitor (optional, same mode): select the tested checkpoint on another metric than the one
     # early stopping watches (Meta-TPP: checkpoint by val RMSE, early stopping on val NLL)
@@ -60,7 +70,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
                                  mode=cfg.task.monitor_mode, save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     run_state = resume.RunStateCallback()
-    callbacks = [checkpoint, run_state]
+    callbacks = [checkpoint, run_state, DataStatistics()]
     if cfg.task.patience is not None:
         callbacks.append(EarlyStopping(monitor=cfg.task.monitor, mode=cfg.task.monitor_mode,
                                        patience=cfg.task.patience))
@@ -179,9 +189,12 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
                 resume.write_fit_done(run_dir, fit)
         else:
             log.info("training of %s had finished; testing its best checkpoint", rid)
-        fit["tested_checkpoint"] = "best" if Path(fit["best_checkpoint"]).name.startswith("best") else "last"
+        tested = fit["best_checkpoint"]
+        if module.tested_checkpoint == "last" and (run_dir / resume.LAST_CHECKPOINT).is_file():
+            tested = str(run_dir / resume.LAST_CHECKPOINT)  # a module keeping its own snapshots (TaskModule)
+        fit["tested_checkpoint"] = "best" if Path(tested).name.startswith("best") else "last"
         test_started = time.monotonic()
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=fit["best_checkpoint"], weights_only=True)
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
         metrics = record.collect_test_metrics(results)
         if not trainer.is_global_zero:
             return None

@@ -189,6 +189,10 @@ class D4RLDataModule(L.LightningDataModule):
             sampling=self.trajectory_sampling)
         self.fixed_val = FixedWindows(self.train_windows, n_items=self.val_windows, seed=self.seed)
 
+    def data_statistics(self) -> dict:
+        """What the model needs from the training data (the harness hands it to `module.set_data_statistics`)."""
+        return {"state_mean": self.state_mean, "state_std": self.state_std}
+
     def data_fingerprint(self) -> dict:
         """Which file the run read (recorded with its results): regenerated files differ between rebuilds."""
         from tasks.datasets.download import sha256_of

@@ -1,7 +1,7 @@
 """Evaluate a Decision Transformer in its MuJoCo environment: episodes side by side, one batched model call per step.
 
 Conditioning (DT): R̂_0 = target return / rtg_scale, then R̂_{t+1} = R̂_t − r_t / rtg_scale; states standardised
-with the training data's statistics; actions are the model's outputs (deterministic). Episodes end at
+with the training data's statistics (the DT's own buffers); actions are the model's outputs (deterministic). Episodes end at
 termination or at 1000 steps; the return is the undiscounted sum of rewards. Episode i is reset with seed + i.
 
 Modes (both recorded with every number):
@@ -25,19 +25,17 @@ MODES = ("window", "stream")
 
 
 @torch.no_grad()
-def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_return: float, rtg_scale: float,
-             state_mean: np.ndarray, state_std: np.ndarray, context_len: int, seed: int,
-             max_steps: int = EPISODE_STEPS) -> dict:
+def evaluate(dt, *, env_name: str, mode: str, n_episodes: int, target_return: float, rtg_scale: float,
+             context_len: int, seed: int, max_steps: int = EPISODE_STEPS) -> dict:
     """→ {return_mean, return_std, normalized_score (mean), normalized_score_std, episode_length_mean,
     step_latency_ms, [state_bytes_per_episode (stream)], returns (list)}."""
     if mode not in MODES:
         raise ValueError(f"evaluate: mode must be one of {MODES}, got {mode!r}")
-    was_training = dt.training, backbone.training
-    dt.eval(), backbone.eval()
+    was_training = dt.training
+    dt.eval()
     device = next(dt.parameters()).device
     E, S, A = n_episodes, dt.state_dim, dt.act_dim
     episodes = EpisodeBatch(env_name, E, seed)
-    mean, std = (torch.as_tensor(x, device=device, dtype=torch.float32) for x in (state_mean, state_std))
     rtg = torch.full((E, 1), target_return / rtg_scale, device=device)
     if mode == "window":  # histories (E, T, ·); the model reads the last K rows
         hist_rtg = torch.zeros(E, max_steps, 1, device=device)
@@ -45,11 +43,11 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
         hist_actions = torch.zeros(E, max_steps, A, device=device)
         all_timesteps = torch.arange(max_steps, device=device).expand(E, max_steps)
     else:
-        state = dt.start_stream(backbone, E)
+        state = dt.start_stream(E)
     model_seconds = 0.0
     t = 0
     for t in range(max_steps):
-        s_t = (torch.as_tensor(episodes.obs, device=device) - mean) / std                      # (E, S)
+        s_t = dt.standardise(torch.as_tensor(episodes.obs, device=device))                     # (E, S)
         started = time.perf_counter()
         if mode == "window":
             hist_rtg[:, t], hist_states[:, t] = rtg, s_t
@@ -58,12 +56,12 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
             window = (hist_rtg[running, lo:t + 1], hist_states[running, lo:t + 1], hist_actions[running, lo:t + 1],
                       all_timesteps[running, lo:t + 1])
             action = torch.zeros(E, A, device=device)
-            action[running] = dt(backbone, *window)[:, -1].float()                    # (E, A); 0 where done
+            action[running] = dt(*window)[:, -1].float()                              # (E, A); 0 where done
             hist_actions[:, t] = action
         else:
             timestep = torch.full((E,), t, device=device, dtype=torch.long)
-            action, state = dt.stream_action(backbone, state, rtg, s_t, timestep)
-            state = dt.stream_feed_action(backbone, state, action, timestep)
+            action, state = dt.stream_action(state, rtg, s_t, timestep)
+            state = dt.stream_feed_action(state, action, timestep)
             action = action.float()
         model_seconds += time.perf_counter() - started
         rewards = episodes.step(action.cpu().numpy())
@@ -72,10 +70,7 @@ def evaluate(dt, backbone, *, env_name: str, mode: str, n_episodes: int, target_
             break
     norm = episodes.close()
     returns, lengths = episodes.returns, episodes.lengths
-    if was_training[0]:
-        dt.train()
-    if was_training[1]:
-        backbone.train()
+    dt.train(was_training)
     result = {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
               "normalized_score": float(norm.mean()), "normalized_score_std": float(norm.std()),
               "episode_length_mean": float(lengths.mean()), "step_latency_ms": 1000.0 * model_seconds / (t + 1),

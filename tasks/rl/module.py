@@ -13,9 +13,7 @@ validation's snapshot (the same weights), its episodes are run once and reported
 """
 import copy
 from collections.abc import Mapping
-from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 from tasks.base.module import TaskModule
@@ -29,7 +27,9 @@ SNAPSHOTS = ("last", "best")
 
 class DecisionTransformerModule(TaskModule):
     """Keyword-only: backbone, optim (TaskModule); env (D4RL env key); max_timestep (size of the timestep
-    embedding); context_len K; rtg_scale; target_return (R̂_0 of evaluation); eval settings."""
+    embedding); context_len K; rtg_scale; target_return (R̂_0 of evaluation); eval settings.
+    The harness tests the run's last checkpoint (`tested_checkpoint`): it holds both snapshots, best and last."""
+    tested_checkpoint = "last"
 
     def __init__(self, *, backbone: Mapping, optim: Mapping, env: str, max_timestep: int, context_len: int,
                  rtg_scale: float, target_return: float, eval_episodes_val: int, eval_episodes_test: int,
@@ -41,22 +41,23 @@ class DecisionTransformerModule(TaskModule):
             if mode not in MODES:
                 raise ValueError(f"DecisionTransformerModule: unknown evaluation mode {mode!r}; expected {MODES}")
         self.env_name, self.context_len, self.rtg_scale, self.target_return = env, context_len, rtg_scale, target_return
-        self.dt = DecisionTransformer(state_dim=spec.obs_dim, act_dim=spec.act_dim,
-                                      d_model=self.backbone_config["d_model"], max_timestep=max_timestep)
-        # the training data's state statistics travel with the weights (evaluation needs them)
-        self.register_buffer("state_mean", torch.zeros(spec.obs_dim))
-        self.register_buffer("state_std", torch.ones(spec.obs_dim))
+        # the DT owns the backbone TaskModule built (one copy of each weight: its keys are dt.backbone.*)
+        self.dt = DecisionTransformer(backbone=self._modules.pop("backbone"), state_dim=spec.obs_dim,
+                                      act_dim=spec.act_dim, max_timestep=max_timestep)
         self.snapshots: dict = {}   # name → {"step", "score", "weights"}
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and datamodule is not None:  # Lightning has already run datamodule.setup(stage)
-            self.state_mean.copy_(torch.as_tensor(datamodule.state_mean))
-            self.state_std.copy_(torch.as_tensor(datamodule.state_std))
+    @property
+    def backbone(self):
+        return self.dt.backbone
+
+    def set_data_statistics(self, *, state_mean, state_std) -> None:
+        """The training data's state statistics (the harness hands over `datamodule.data_statistics()` at fit);
+        they are the DT's buffers, so they travel with the weights and every snapshot."""
+        self.dt.set_state_statistics(state_mean, state_std)
 
     def forward(self, rtg, states, actions, timesteps, mask=None):
         """rtg (B, T, 1), states (B, T, S), actions (B, T, A), timesteps (B, T), mask (B, T) → actions (B, T, A)."""
-        return self.dt(self.backbone, rtg, states, actions, timesteps, mask)
+        return self.dt(rtg, states, actions, timesteps, mask)
 
     def _action_loss(self, batch):
         rtg, states, actions, timesteps, mask = batch
@@ -90,9 +91,8 @@ class DecisionTransformerModule(TaskModule):
     def run_evaluation(self, mode: str, n_episodes: int, seed: int) -> dict:
         """Episodes at the trainer's precision, in validation (an epoch-end hook) as in test."""
         with self.precision_context():
-            return evaluate(self.dt, self.backbone, env_name=self.env_name, mode=mode, n_episodes=n_episodes,
+            return evaluate(self.dt, env_name=self.env_name, mode=mode, n_episodes=n_episodes,
                             target_return=self.target_return, rtg_scale=self.rtg_scale,
-                            state_mean=self.state_mean.cpu().numpy(), state_std=self.state_std.cpu().numpy(),
                             context_len=self.context_len, seed=seed)
 
     def test_step(self, batch, batch_idx):
@@ -116,14 +116,6 @@ class DecisionTransformerModule(TaskModule):
                         metrics[f"{name}_{mode}_{key}"] = float(result[key])
         self.load_state_dict(current)
         self.log_test_metrics(metrics, batch_size=1)
-
-    def on_test_start(self) -> None:
-        """Testing a checkpoint in a fresh process: the run's newest snapshots are in `last.ckpt` beside it."""
-        tested = getattr(self.trainer, "ckpt_path", None)
-        if tested:
-            last = Path(tested).with_name("last.ckpt")
-            if last.is_file() and last != Path(tested):
-                self.on_load_checkpoint(torch.load(last, map_location="cpu", weights_only=True))
 
     # snapshots travel in checkpoints; loading an older checkpoint never replaces a newer snapshot
     def on_save_checkpoint(self, checkpoint: dict) -> None:

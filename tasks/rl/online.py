@@ -37,21 +37,21 @@ class PolicyStep(OnlineStep):
 
     def __init__(self, *, module):
         super().__init__()
-        self.module, self.backbone = split_backbone(module)
-        self.module.snapshots = {}  # the weights are loaded; the copies of other snapshots stay behind
+        self.dt, self.backbone = split_backbone(module.dt)  # the policy alone: the module's snapshots stay behind
+        self.rtg_scale = module.rtg_scale
 
     def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
         m, c, a = self.backbone.initial_state(batch_size)
         return m, c, a, torch.zeros((), dtype=torch.long, device=m.device)
 
     def example_observation(self, batch_size: int) -> tuple[Tensor, Tensor]:
-        mean = self.module.state_mean
+        mean = self.dt.state_mean
         return mean.new_zeros(batch_size, 1), mean.new_zeros(batch_size, mean.shape[0])
 
     def forward(self, return_to_go, obs, m, c, a, timestep):
-        dt, module, flat = self.module.dt, self.module, _FlatBackbone(self.backbone)
-        rtg = return_to_go / module.rtg_scale                                   # (B, 1)
-        s_t = (obs - module.state_mean) / module.state_std                      # (B, S)
+        dt, flat = self.dt, _FlatBackbone(self.backbone)
+        rtg = return_to_go / self.rtg_scale                                     # (B, 1)
+        s_t = dt.standardise(obs)                                               # (B, S)
         time = dt.embed_timestep(timestep)                                      # (D,), as dt._time but unchecked
         _, state = flat.step(dt.embed_norm(dt.embed_rtg(rtg) + time), (m, c, a))
         h, state = flat.step(dt.embed_norm(dt.embed_state(s_t) + time), state)
@@ -89,21 +89,21 @@ def play(policy, *, env_name: str, n_episodes: int, seed: int, target_return: fl
 
 
 class TorchStreamPolicy:
-    """The torch reference for `play`: the DT's own stream methods (stream_action, stream_feed_action) on the
-    module's backbone, exactly as evaluate.py's stream mode calls them."""
+    """The torch reference for `play`: the DT's own stream methods (stream_action, stream_feed_action), exactly
+    as evaluate.py's stream mode calls them."""
 
     def __init__(self, module, n_episodes: int):
-        self.module, self.t = module.eval(), 0
-        self.state = module.dt.start_stream(module.backbone, n_episodes)
+        self.dt, self.rtg_scale, self.t = module.eval().dt, module.rtg_scale, 0
+        self.state = self.dt.start_stream(n_episodes)
 
     @torch.no_grad()
     def __call__(self, return_to_go: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        module, dt = self.module, self.module.dt
-        rtg = torch.as_tensor(return_to_go) / module.rtg_scale
-        s_t = (torch.as_tensor(obs) - module.state_mean) / module.state_std
+        dt = self.dt
+        rtg = torch.as_tensor(return_to_go) / self.rtg_scale
+        s_t = dt.standardise(torch.as_tensor(obs))
         timestep = torch.full((obs.shape[0],), self.t, dtype=torch.long)
-        action, self.state = dt.stream_action(module.backbone, self.state, rtg, s_t, timestep)
-        self.state = dt.stream_feed_action(module.backbone, self.state, action, timestep)
+        action, self.state = dt.stream_action(self.state, rtg, s_t, timestep)
+        self.state = dt.stream_feed_action(self.state, action, timestep)
         self.t += 1
         return action.numpy()
 
