@@ -38,7 +38,10 @@ def test_schedules():
 def test_task_module_builds_the_backbone_and_optimizer(kind):
     module = TaskModule(backbone={**BACKBONE, "kind": kind},
                         optim={"name": "adamw", "lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.95]})
-    assert module.backbone.kind == kind and module.backbone(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+    backbone = module.build_backbone()
+    assert backbone.kind == kind and backbone(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+    assert backbone is not module.build_backbone()   # a new one each call; the subclass decides where it lives
+    module.backbone = backbone
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["betas"] == (0.9, 0.95) and optimizer.param_groups[0]["weight_decay"] == 0.1
@@ -54,3 +57,40 @@ def test_task_module_builds_the_backbone_and_optimizer(kind):
 def test_bad_optim_is_named(optim, message):
     with pytest.raises(ConfigError, match=message):
         TaskModule(backbone=BACKBONE, optim=optim)
+
+
+def _task_modules(kind):
+    """Each task's module at a tiny size: name → (constructor, backbone config)."""
+    from tasks.classification.module import ClassificationModule
+    from tasks.forecasting.module import ForecastingModule
+    from tasks.rl.module import DecisionTransformerModule
+    from tasks.tpp.module import TPPModule
+    backbone, optim = {**BACKBONE, "kind": kind}, {"name": "adam", "lr": 1e-3}
+    return {
+        "forecasting": lambda: ForecastingModule(backbone=backbone, optim=optim, channels=3, time_feature_freq="h",
+                                                 seq_len=8, horizon=4),
+        "classification": lambda: ClassificationModule(backbone=backbone, optim=optim, n_channels=3, n_classes=4,
+                                                       max_length=8),
+        "tpp": lambda: TPPModule(backbone=backbone, optim=optim, num_marks=5, n_components=2),
+        "rl": lambda: DecisionTransformerModule(backbone=backbone, optim=optim, env="hopper", max_timestep=50,
+                                                context_len=4, rtg_scale=1000.0, target_return=3600.0,
+                                                eval_episodes_val=1, eval_episodes_test=1),
+    }, backbone
+
+
+@pytest.mark.parametrize("task", ["forecasting", "classification", "tpp", "rl"])
+@pytest.mark.parametrize("kind", ["aaren", "transformer"])
+def test_every_task_builds_its_backbone_first(task, kind):
+    """TaskModule's contract: the backbone takes the seed's first draws in every task, so a seed initialises the
+    same backbone whichever task wraps it (and a refactor of a module cannot silently change a seed's run)."""
+    import aaren
+    builders, config = _task_modules(kind)
+    torch.manual_seed(0)
+    module = builders[task]()
+    torch.manual_seed(0)
+    reference = aaren.Backbone(**config)
+    got, want = module.backbone.state_dict(), reference.state_dict()
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert sum(p.numel() for p in module.parameters()) > sum(p.numel() for p in reference.parameters())
+    names = [name for name, _ in module.named_parameters()]   # stored once, under one prefix
+    assert len(names) == len(set(names)) and len([n for n in names if ".backbone." in f".{n}"]) == len(want)

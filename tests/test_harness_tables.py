@@ -142,10 +142,10 @@ TPP = Experiment("cpu/tpp", "tpp", rows=(("MIMIC", ()),), models=("aaren", "tran
 TPP_RUNS = [record("MIMIC", m, 0, {"nll": 1.2, "nll_metatpp": 1.0, "rmse": 0.87, "rmse_metatpp": 1.1,
                                    "accuracy": acc}, task="tpp", experiment="cpu/tpp")
             for m, acc in (("aaren", 0.844), ("transformer", 0.870))]
-BASELINES = {"MIMIC": {"task": "tpp", "dataset": "MIMIC", "variant": {},
-                       "baselines": {"repeat_previous_mark": {"accuracy": 0.86},
-                                     "train_mean_interevent": {"rmse": 1.0, "rmse_metatpp": 3.0},
-                                     "true_process": {"nll": 1.0}, "uniform_marks": {"nll_mark": 4.3}}}}
+BASELINES = {"MIMIC": [{"task": "tpp", "dataset": "MIMIC", "variant": {},
+                        "baselines": {"repeat_previous_mark": {"accuracy": 0.86},
+                                      "train_mean_interevent": {"rmse": 1.0, "rmse_metatpp": 3.0},
+                                      "true_process": {"nll": 1.0}, "uniform_marks": {"nll_mark": 4.3}}}]}
 
 
 def test_tpp_shows_paper_comparable_columns_labelled_and_baseline_rows_that_flag_worse_models():
@@ -175,10 +175,29 @@ def test_tpp_shows_paper_comparable_columns_labelled_and_baseline_rows_that_flag
 
 
 def test_a_baseline_of_another_variant_does_not_apply():
-    other_fold = {"MIMIC": dict(BASELINES["MIMIC"], variant={"fold": 2})}
+    other_fold = {"MIMIC": [dict(BASELINES["MIMIC"][0], variant={"fold": 2})]}
     runs = [dict(r, variant={"fold": 1}) for r in TPP_RUNS]
     table = tables.build_table(TPP, runs, other_fold)
     assert table.baselines[("MIMIC", (("fold", 1),))] == [] and "⚠" not in table_render.to_markdown(table)
+
+
+def test_each_horizon_row_gets_the_baselines_of_its_own_horizon():
+    """Forecasting: one baseline file per (dataset, horizon); a row shows only its horizon's, and a model worse
+    than repeating the last value is flagged."""
+    grid = Experiment("cpu/f", "forecasting", rows=tuple(("ETTh1", (("horizon", h),)) for h in (96, 192)),
+                      models=("aaren", "transformer"), seeds=(0,))
+    runs = [dict(record("ETTh1", m, 0, {"mse": mse, "mae": 0.5}, experiment="cpu/f"), variant={"horizon": h})
+            for h, m, mse in ((96, "aaren", 0.40), (96, "transformer", 0.41), (192, "aaren", 0.50),
+                              (192, "transformer", 0.44))]
+    files = {"ETTh1": [{"dataset": "ETTh1", "variant": {"horizon": h},
+                        "baselines": {"repeat_last_value": {"mse": mse, "mae": 0.9}}}
+                       for h, mse in ((96, 1.2), (192, 0.45))]}
+    table = tables.build_table(grid, runs, files)
+    assert [b.values["mse"] for b in table.baselines[("ETTh1", (("horizon", 96),))]] == [1.2]
+    assert [b.values["mse"] for b in table.baselines[("ETTh1", (("horizon", 192),))]] == [0.45]
+    assert table.beaten_by(("ETTh1", (("horizon", 192),)), "mse", "aaren") == ["repeat_last_value"]  # 0.50 > 0.45
+    assert table.beaten_by(("ETTh1", (("horizon", 192),)), "mse", "transformer") == []
+    assert table.beaten_by(("ETTh1", (("horizon", 96),)), "mse", "aaren") == []
 
 
 def test_costs_are_shown_as_transformer_over_aaren():

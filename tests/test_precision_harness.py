@@ -112,3 +112,21 @@ def test_tpp_decode_keeps_float64():
                        optim=dict(name="adam", lr=1e-3), num_marks=3, n_components=2).double().eval()
     dist, marks = module.decode(torch.randn(2, 4, 8, dtype=torch.float64))
     assert marks.dtype == dist.loc.dtype == torch.float64
+
+
+def test_retest_reproduces_a_bf16_record_and_measures_it_in_fp32(tmp_path):
+    """scripts/precision_validation.py retest: the run's tested checkpoint tested again at both precisions; the
+    bf16-mixed pass is the record's own computation (equal metrics), the fp32 pass differs by rounding only."""
+    from scripts.precision_validation import retest
+    overrides = ["experiment=smoke/forecasting", BF16]
+    record = run_in_process(tmp_path, overrides)
+    run_dir = identity.run_dir(compose_config([*overrides, *path_overrides(tmp_path)]), record["run_id"])
+    result = retest(run_dir)
+    assert (result["task"], result["trained_at"]) == ("forecasting", "bf16-mixed")
+    assert result["checkpoint"].startswith("best")                  # the checkpoint the harness tested
+    assert result["metrics"]["bf16-mixed"] == pytest.approx(record["metrics"], rel=1e-6)
+    assert result["metrics"]["32-true"] == pytest.approx(record["metrics"], rel=0.05)
+    assert set(result["rel_diff"]) == set(record["metrics"]) and max(result["rel_diff"].values()) < 0.05
+    (run_dir / "fit_done.json").unlink()
+    with pytest.raises(SystemExit, match="has not finished training"):
+        retest(run_dir)

@@ -116,7 +116,9 @@ def test_baselines_are_read_and_bad_files_are_named(tmp_path):
     good = {"task": "tpp", "dataset": "MIMIC", "split": "test", "variant": {"fold": 1},
             "baselines": {"repeat_previous_mark": {"accuracy": 0.86}}, "provenance": {}}
     (folder / "MIMIC.json").write_text(json.dumps(good))
-    assert table_inputs.load_baselines(tmp_path, "tpp") == {"MIMIC": good}
+    assert table_inputs.load_baselines(tmp_path, "tpp") == {"MIMIC": [good]}
+    (folder / "MIMIC_fold2.json").write_text(json.dumps(dict(good, variant={"fold": 2})))   # one file per variant
+    assert table_inputs.load_baselines(tmp_path, "tpp") == {"MIMIC": [good, dict(good, variant={"fold": 2})]}
     (folder / "Wiki.json").write_text("{not json")
     with pytest.raises(table_inputs.TableInputError, match="Wiki.json: not a readable baseline file"):
         table_inputs.load_baselines(tmp_path, "tpp")

@@ -1,4 +1,5 @@
-"""TaskModule: the LightningModule every task subclasses. It owns the backbone and the optimizer.
+"""TaskModule: the LightningModule every task subclasses. It checks the backbone and optimizer configs, builds the
+backbone when the task asks (`build_backbone`) and the optimizer.
 
 A task module adds its embeddings and heads, logs `val/loss` (and whatever `task.monitor` names) in validation
 and every test metric as `test/<metric>`; the harness records exactly the `test/*` values (tasks/README.md).
@@ -27,10 +28,16 @@ def check_backbone(backbone: Mapping) -> dict:
 
 
 class TaskModule(L.LightningModule):
-    """Base of every task's LightningModule: `self.backbone = aaren.Backbone(**backbone)` + optimizer/schedule.
+    """Base of every task's LightningModule: the checked configs, `build_backbone()` and the optimizer/schedule.
 
     backbone: {kind: aaren|transformer, d_model, n_layers, n_heads, d_ff, dropout, norm_first, activation}
     optim:    {name: adam|adamw|radam, lr, weight_decay, betas?, schedule: {name, warmup_steps?}} (optim.py)
+
+    Contract: a subclass builds its backbone first, right after `super().__init__` (the seed's draws then go to the
+    backbone first, whichever task), and exposes it as `self.backbone`: the attribute itself
+    (`self.backbone = self.build_backbone()`), or a property where a task model of its own holds it (the DT keeps
+    it inside its policy, `self.dt.backbone`, so that each weight is stored once). Streaming, export and the
+    benchmarks read `module.backbone`.
     """
 
     # which of the run's checkpoints the harness tests: "best" (by task.checkpoint_monitor, else task.monitor) or
@@ -41,7 +48,10 @@ class TaskModule(L.LightningModule):
         super().__init__()
         self.backbone_config = check_backbone(backbone)
         self.optim_config = check_optim(optim)
-        self.backbone = aaren.Backbone(**self.backbone_config)
+
+    def build_backbone(self) -> aaren.Backbone:
+        """A new aaren.Backbone of the checked config (Aaren or the causal Transformer, `kind`)."""
+        return aaren.Backbone(**self.backbone_config)
 
     def set_data_statistics(self, **statistics) -> None:
         """Adopt the training data's statistics, `datamodule.data_statistics()` (the harness calls this at fit, for

@@ -22,6 +22,7 @@ class ClassificationModule(TaskModule):
     def __init__(self, *, backbone: Mapping, optim: Mapping, n_channels: int, n_classes: int, max_length: int,
                  pooling: str = "flatten"):
         super().__init__(backbone=backbone, optim=optim)
+        self.backbone = self.build_backbone()
         self.save_hyperparameters()
         d_model, dropout = self.backbone_config["d_model"], self.backbone_config.get("dropout", 0.1)
         self.embedding = SeriesEmbedding(n_channels=n_channels, d_model=d_model, dropout=dropout)

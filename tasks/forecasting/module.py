@@ -37,6 +37,7 @@ class ForecastingModule(TaskModule):
     def __init__(self, *, backbone: Mapping, optim: Mapping, channels: int, time_feature_freq: str, seq_len: int,
                  horizon: int, input_norm: str = "prefix", norm_eps: float = 1e-5):
         super().__init__(backbone=backbone, optim=optim)
+        self.backbone = self.build_backbone()
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"ForecastingModule: input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         for name, value in (("channels", channels), ("seq_len", seq_len), ("horizon", horizon)):

@@ -188,11 +188,12 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
             if is_rank_zero:
                 resume.write_fit_done(run_dir, fit)
         else:
-            log.info("training of %s had finished; testing its best checkpoint", rid)
+            log.info("training of %s had finished; testing it", rid)
         tested = fit["best_checkpoint"]
         if module.tested_checkpoint == "last" and (run_dir / resume.LAST_CHECKPOINT).is_file():
             tested = str(run_dir / resume.LAST_CHECKPOINT)  # a module keeping its own snapshots (TaskModule)
         fit["tested_checkpoint"] = "best" if Path(tested).name.startswith("best") else "last"
+        log.info("testing the %s checkpoint of %s: %s", fit["tested_checkpoint"], rid, tested)
         test_started = time.monotonic()
         results = trainer.test(module, datamodule=datamodule, ckpt_path=tested, weights_only=True)
         metrics = record.collect_test_metrics(results)

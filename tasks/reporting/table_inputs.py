@@ -113,7 +113,8 @@ def _compose_experiment(conf_dir: Path, name: str, stamp: tuple) -> Experiment:
 
 
 def load_baselines(results_root: Path, task: str) -> dict:
-    """{dataset: payload} from results/baselines/<task>/<dataset>.json (format: docs in tasks/README.md)."""
+    """{dataset: [payload, ...]} from results/baselines/<task>/*.json, one payload per file: a dataset has one file,
+    or one per variant (forecasting: <dataset>_horizon<H>.json) (format: docs in tasks/README.md)."""
     found = {}
     for path in sorted((Path(results_root) / "baselines" / task).glob("*.json")):
         try:
@@ -127,5 +128,5 @@ def load_baselines(results_root: Path, task: str) -> dict:
             if not isinstance(values, dict) or bad:
                 raise TableInputError(f"{path}: baseline {name!r} needs finite numbers {{metric: value}} "
                                       f"(bad: {bad or values!r})")
-        found[str(payload.get("dataset") or path.stem)] = payload
+        found.setdefault(str(payload.get("dataset") or path.stem), []).append(payload)
     return found

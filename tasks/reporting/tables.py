@@ -206,7 +206,7 @@ def newest_per_cell(records: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def build_table(experiment: Experiment, records: list[dict], baselines: dict | None = None, *,
                 paper_grid: bool = False) -> Table:
-    """The table of `experiment` from the records that name it; `baselines`: {dataset: baseline-file payload}.
+    """The table of `experiment` from the records that name it; `baselines`: {dataset: [baseline-file payload]}.
 
     Rows: those with a run, in the order of the experiment's sweep (then the others, sorted); with paper_grid,
     every row of the sweep too (empty ones as "—")."""
@@ -235,18 +235,17 @@ def build_table(experiment: Experiment, records: list[dict], baselines: dict | N
     return table
 
 
-def _baselines_of(row: Row, payload: dict | None, metrics: tuple[str, ...]) -> list[Baseline]:
-    """The baselines of a dataset's file that apply to this row (same variant where the file names one)."""
-    if not payload:
-        return []
-    variant = dict(row[1])
-    if any(key in variant and variant[key] != value for key, value in (payload.get("variant") or {}).items()):
-        return []
-    found = []
-    for name, values in sorted((payload.get("baselines") or {}).items()):
-        kept = {m: v for m, v in values.items() if m in metrics and isinstance(v, (int, float)) and math.isfinite(v)}
-        if kept:
-            found.append(Baseline(name, kept))
+def _baselines_of(row: Row, payloads: list[dict] | None, metrics: tuple[str, ...]) -> list[Baseline]:
+    """The baselines of a dataset's files that apply to this row (same variant where a file names one)."""
+    variant, found = dict(row[1]), []
+    for payload in payloads or []:
+        if any(key in variant and variant[key] != value for key, value in (payload.get("variant") or {}).items()):
+            continue
+        for name, values in sorted((payload.get("baselines") or {}).items()):
+            kept = {m: v for m, v in values.items()
+                    if m in metrics and isinstance(v, (int, float)) and math.isfinite(v)}
+            if kept:
+                found.append(Baseline(name, kept))
     return found
 
 

@@ -35,19 +35,21 @@ class DecisionTransformerModule(TaskModule):
                  rtg_scale: float, target_return: float, eval_episodes_val: int, eval_episodes_test: int,
                  val_mode: str = "window", test_modes=MODES, eval_seed_val: int = 0, eval_seed_test: int = 10_000):
         super().__init__(backbone=backbone, optim=optim)
+        backbone_module = self.build_backbone()   # first, as every task (TaskModule): the seed's first draws
         self.save_hyperparameters()
         spec = env_spec(env)
         for mode in (val_mode, *test_modes):
             if mode not in MODES:
                 raise ValueError(f"DecisionTransformerModule: unknown evaluation mode {mode!r}; expected {MODES}")
         self.env_name, self.context_len, self.rtg_scale, self.target_return = env, context_len, rtg_scale, target_return
-        # the DT owns the backbone TaskModule built (one copy of each weight: its keys are dt.backbone.*)
-        self.dt = DecisionTransformer(backbone=self._modules.pop("backbone"), state_dim=spec.obs_dim,
+        # the DT owns the backbone (one copy of each weight: its keys are dt.backbone.*)
+        self.dt = DecisionTransformer(backbone=backbone_module, state_dim=spec.obs_dim,
                                       act_dim=spec.act_dim, max_timestep=max_timestep)
         self.snapshots: dict = {}   # name → {"step", "score", "weights"}
 
     @property
     def backbone(self):
+        """TaskModule's accessor: the backbone lives inside the policy."""
         return self.dt.backbone
 
     def set_data_statistics(self, *, state_mean, state_std) -> None:

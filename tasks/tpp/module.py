@@ -34,6 +34,7 @@ class TPPModule(TaskModule):
         if isinstance(l2_penalty, bool) or not isinstance(l2_penalty, (int, float)) or l2_penalty < 0:
             raise ConfigError(f"task.module.l2_penalty must be a number >= 0, got {l2_penalty!r}")
         super().__init__(backbone=backbone, optim=optim)
+        self.backbone = self.build_backbone()
         self.loss, self.l2_penalty = loss, float(l2_penalty)
         d_model = self.backbone_config["d_model"]
         self.num_marks = num_marks

@@ -13,6 +13,7 @@ from tasks.base.module import TaskModule
 class ToyModule(TaskModule):
     def __init__(self, *, backbone: dict, optim: dict, n_features: int):
         super().__init__(backbone=backbone, optim=optim)
+        self.backbone = self.build_backbone()
         self.embed = nn.Linear(n_features, backbone["d_model"])
         self.head = nn.Linear(backbone["d_model"], n_features)
         self.step_delay_s = float(os.environ.get("HARNESS_TOY_STEP_DELAY_S", "0"))

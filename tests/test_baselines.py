@@ -1,4 +1,5 @@
-"""Sanity baselines (tasks/tpp/baselines.py) on a hand example, and the script end to end on the generated Hawkes."""
+"""Sanity baselines on hand examples (tasks/tpp/baselines.py, tasks/forecasting/baselines.py), and the script end to
+end on the generated Hawkes and the shipped ETTh1."""
 import json
 import math
 import subprocess
@@ -49,7 +50,7 @@ def test_unmarked_data_without_truth_has_only_the_time_baseline():
 
 
 def test_script_writes_the_contract_file_for_the_generated_hawkes(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "tpp_baselines.py"), "Hawkes",
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "baselines.py"), "Hawkes",
                            "--results-root", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     payload = json.loads((tmp_path / "baselines" / "tpp" / "Hawkes.json").read_text())
@@ -59,3 +60,42 @@ def test_script_writes_the_contract_file_for_the_generated_hawkes(tmp_path):
     assert payload["provenance"]["generator"]["process"] == "hawkes" and payload["provenance"]["created_at"]
     # the generating process is the best predictor there is: its NLL is below the frequency baseline's
     assert payload["baselines"]["true_process"]["nll_mark"] < payload["baselines"]["train_mark_frequencies"]["nll_mark"]
+
+
+def _windows(values, seq_len, horizon):
+    from tasks.forecasting.data import ForecastingWindows, ScaledSeries
+    values = np.asarray(values, dtype=np.float32)
+    series = ScaledSeries(path=None, columns=tuple(range(values.shape[1])), values=values,
+                          marks=np.zeros((len(values), 1), dtype=np.float32), borders={"test": (0, len(values))},
+                          scaler=None)
+    return ForecastingWindows(series, "test", seq_len=seq_len, horizon=horizon)
+
+
+def test_forecasting_baselines_on_a_hand_example():
+    from tasks.forecasting.baselines import sanity_baselines
+    # one channel 0, 1, 3, 6; seq_len 2, horizon 1 → windows ([0, 1] → 3), ([1, 3] → 6)
+    out = sanity_baselines(_windows([[0.0], [1.0], [3.0], [6.0]], seq_len=2, horizon=1), batch_size=1)
+    assert out["repeat_last_value"] == pytest.approx({"mse": (2 ** 2 + 3 ** 2) / 2, "mae": (2 + 3) / 2})
+    assert out["train_mean"] == pytest.approx({"mse": (3 ** 2 + 6 ** 2) / 2, "mae": (3 + 6) / 2})
+    # two channels, horizon 2: every (window, step, channel) counts once, whatever the batch size
+    values = np.stack([np.arange(6.0), -np.arange(6.0) ** 2], axis=1)
+    by_one, by_all = (sanity_baselines(_windows(values, seq_len=2, horizon=2), batch_size=b) for b in (1, 64))
+    x_last = np.array([[1.0, -1.0], [2.0, -4.0], [3.0, -9.0]])                       # last input of windows 0..2
+    y = np.array([[[2, -4], [3, -9]], [[3, -9], [4, -16]], [[4, -16], [5, -25]]], dtype=float)
+    assert by_one["repeat_last_value"]["mse"] == pytest.approx(((y - x_last[:, None]) ** 2).mean())
+    assert all(by_one[name] == pytest.approx(by_all[name]) for name in by_one)
+
+
+def test_script_writes_one_forecasting_file_per_horizon(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "baselines.py"), "ETTh1", "--horizons", "96",
+                           "192", "--data-root", str(REPO / "data"), "--results-root", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for horizon in (96, 192):
+        payload = json.loads((tmp_path / "baselines" / "forecasting" / f"ETTh1_horizon{horizon}.json").read_text())
+        assert (payload["task"], payload["dataset"], payload["variant"]) == ("forecasting", "ETTh1",
+                                                                             {"horizon": horizon})
+        assert set(payload["baselines"]) == {"repeat_last_value", "train_mean"}
+        assert list(payload["provenance"]["data_files"]) == ["ETTh1.csv"]
+        # on the scaled data, predicting each channel's training mean is far from free
+        assert payload["baselines"]["train_mean"]["mse"] > 0.5
