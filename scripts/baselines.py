@@ -1,8 +1,10 @@
 """Sanity baselines, written to results/baselines/<task>/<file>.json: model-free predictors scored on the same test
-split, through the same metrics, as the models (tasks/tpp/baselines.py, tasks/forecasting/baselines.py).
+split, through the same metrics, as the models (tasks/<task>/baselines.py for tpp, forecasting, classification;
+for rl the behaviour data's level, from the dataset statistics in results/rl_data/).
 
     python scripts/baselines.py MIMIC Wiki Hawkes Sin          # data: --data-root | $AAREN_DATA_ROOT | <repo>/data
     python scripts/baselines.py ETTh1 ETTh2 Exchange           # forecasting: one file per horizon (--horizons)
+    python scripts/baselines.py JapaneseVowels halfcheetah-medium   # classification; rl (no data file needed)
     python scripts/baselines.py Hawkes --results-root /tmp/r   # somewhere else than <repo>/results
 
 Each file: {task, dataset, split, variant, baselines: {name: {metric: value}}, provenance: {git, versions,
@@ -19,7 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-TASKS = ("tpp", "forecasting")
+TASKS = ("tpp", "forecasting", "classification", "rl")
+RL_STATISTICS = REPO / "results" / "rl_data"
 
 
 def dataset_config(name: str) -> dict:
@@ -35,14 +38,24 @@ def dataset_config(name: str) -> dict:
     return config
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def data_provenance(config: dict, data_root) -> dict:
     if "generator" in config:
         return {"generator": config["generator"]}
+    if config["task"] == "rl":
+        path = RL_STATISTICS / f"{config['name']}.json"
+        return {"statistics": {str(path.relative_to(REPO)): _sha256(path)}}
     from tasks.datasets.registry import locate
 
     folder = Path(locate(config["name"], root=data_root))
-    files = sorted(set(config["files"].values()) if "files" in config else {config["file"]})
-    return {"data_files": {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}}
+    if config["task"] == "classification":
+        files = [f"{config['name']}_{part}.ts" for part in ("TRAIN", "TEST")]
+    else:
+        files = sorted(set(config["files"].values()) if "files" in config else {config["file"]})
+    return {"data_files": {f: _sha256(folder / f) for f in files}}
 
 
 def tpp_payloads(config: dict, data_root, split: str, horizons) -> list[tuple[str, dict, dict]]:
@@ -69,6 +82,28 @@ def forecasting_payloads(config: dict, data_root, split: str, horizons) -> list[
     return out
 
 
+def classification_payloads(config: dict, data_root, split: str, horizons) -> list[tuple[str, dict, dict]]:
+    """[(file stem, variant, baselines)]: the TRAIN file's labels against the TEST file's (the tested split)."""
+    from tasks.classification.baselines import sanity_baselines
+    from tasks.classification.data import UEADataModule
+    if split != "test":
+        raise SystemExit(f"baselines: classification is scored on TEST only, not {split!r}")
+    datamodule = UEADataModule(dataset=config, data_root=data_root, validation="test")   # train = all of TRAIN
+    datamodule.setup()
+    labels = {name: datamodule.splits[name].labels.numpy() for name in ("train", "test")}
+    return [(config["name"], {}, sanity_baselines(labels["train"], labels["test"], len(datamodule.classes)))]
+
+
+def rl_payloads(config: dict, data_root, split: str, horizons) -> list[tuple[str, dict, dict]]:
+    """[(file stem, variant, baselines)]: the behaviour data's level, from the file's committed statistics."""
+    import json
+    from tasks.rl.baselines import sanity_baselines
+    path = RL_STATISTICS / f"{config['name']}.json"
+    if not path.is_file():
+        raise SystemExit(f"baselines: no statistics {path} (scripts/make_rl_data.py writes them with the file)")
+    return [(config["name"], {}, sanity_baselines(json.loads(path.read_text())))]
+
+
 def main(argv=None) -> int:
     from tasks.fileio import write_json_atomic
     from tasks.provenance import git_state, package_versions
@@ -82,7 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--horizons", type=int, nargs="+", default=[96, 192, 336, 720], help="forecasting only")
     args = parser.parse_args(argv)
     data_root = args.data_root or default_data_root()
-    payloads = {"tpp": tpp_payloads, "forecasting": forecasting_payloads}
+    payloads = {"tpp": tpp_payloads, "forecasting": forecasting_payloads,
+                "classification": classification_payloads, "rl": rl_payloads}
     for name in args.names:
         config = dataset_config(name)
         task = config["task"]

@@ -99,3 +99,48 @@ def test_script_writes_one_forecasting_file_per_horizon(tmp_path):
         assert list(payload["provenance"]["data_files"]) == ["ETTh1.csv"]
         # on the scaled data, predicting each channel's training mean is far from free
         assert payload["baselines"]["train_mean"]["mse"] > 0.5
+
+
+def test_classification_baselines_on_a_hand_example():
+    from tasks.classification.baselines import sanity_baselines
+    # TRAIN: class 2 most frequent (3 of 5); TEST: 2 of 4 are class 2
+    out = sanity_baselines(np.array([0, 2, 2, 1, 2]), np.array([2, 0, 2, 1]), n_classes=4)
+    assert out == {"majority_class": {"accuracy": 0.5}, "uniform_guess": {"accuracy": 0.25}}
+    tie = sanity_baselines(np.array([1, 0, 1, 0]), np.array([0, 0, 1]), n_classes=2)   # tie → the first class
+    assert tie["majority_class"]["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="empty"):
+        sanity_baselines(np.array([], dtype=int), np.array([0]), n_classes=2)
+
+
+def test_rl_baseline_is_the_behaviour_data_level_on_every_score_column():
+    from tasks.rl.baselines import sanity_baselines
+    out = sanity_baselines({"dataset": "x", "normalized_return_mean": 40.7})
+    assert out == {"behaviour_data": {f"{s}_{m}_normalized_score": 40.7 for s in ("last", "best")
+                                      for m in ("window", "stream")}}
+    with pytest.raises(ValueError, match="normalized_return_mean"):
+        sanity_baselines({"dataset": "x"})
+
+
+def test_script_writes_the_rl_file_from_the_committed_statistics(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "baselines.py"), "halfcheetah-medium",
+                           "--results-root", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads((tmp_path / "baselines" / "rl" / "halfcheetah-medium.json").read_text())
+    statistics = json.loads((REPO / "results" / "rl_data" / "halfcheetah-medium.json").read_text())
+    assert payload["baselines"]["behaviour_data"]["last_stream_normalized_score"] == \
+        statistics["normalized_return_mean"]
+    assert list(payload["provenance"]["statistics"]) == ["results/rl_data/halfcheetah-medium.json"]
+
+
+def test_classification_file_on_the_shared_japanese_vowels(tmp_path):
+    shared = REPO.parent / "shared" / "datasets"
+    if not (shared / "classification" / "JapaneseVowels").is_dir():
+        pytest.skip("../shared/datasets/classification/JapaneseVowels is not here")
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "baselines.py"), "JapaneseVowels",
+                           "--data-root", str(shared), "--results-root", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads((tmp_path / "baselines" / "classification" / "JapaneseVowels.json").read_text())
+    assert payload["baselines"]["uniform_guess"]["accuracy"] == pytest.approx(1 / 9)          # 9 speakers
+    assert 0 < payload["baselines"]["majority_class"]["accuracy"] < 0.2                      # near-balanced TEST
+    assert set(payload["provenance"]["data_files"]) == {"JapaneseVowels_TRAIN.ts", "JapaneseVowels_TEST.ts"}
