@@ -29,6 +29,7 @@ def _lrs(schedule: dict, steps: int) -> list[float]:
 
 def test_schedules():
     assert _lrs({"name": "halve_each_epoch"}, 4) == [1.0, 0.5, 0.25, 0.125]
+    assert _lrs({"name": "tslib_type1"}, 5) == [1.0, 1.0, 0.5, 0.25, 0.125]     # TSLib: adjust(epoch + 1) after each
     assert _lrs({"name": "linear_warmup", "warmup_steps": 4}, 6) == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert build_optimizer([torch.nn.Parameter(torch.zeros(1))], {"name": "radam", "lr": 0.1}).__class__ \
         is torch.optim.RAdam

@@ -74,7 +74,8 @@ def test_rl_evaluation_runs_under_bf16_autocast(mode):
     torch.manual_seed(0)
     backbone = aaren.Backbone(kind="aaren", d_model=16, n_layers=1, n_heads=1, d_ff=32, dropout=0.0).eval()
     dt = DecisionTransformer(backbone=backbone, state_dim=11, act_dim=3, max_timestep=1000)
-    common = dict(env_name="hopper", mode=mode, n_episodes=2, target_return=3600.0, rtg_scale=1000.0, context_len=4, seed=5, max_steps=6)
+    common = dict(env_name="hopper", mode=mode, n_episodes=2, target_return=3600.0, rtg_scale=1000.0, context_len=4,
+                  seed=5, max_steps=6)
     fp32 = evaluate(dt, **common)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = evaluate(dt, **common)  # failed at action.numpy() (NumPy has no bfloat16)

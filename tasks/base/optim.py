@@ -1,9 +1,11 @@
 """Optimizer and learning-rate schedule from a plain config dict (shared by every task).
 
 optim = {name: adam|adamw|radam, lr, weight_decay, betas: [b1, b2] (optional), eps (optional, torch's default),
-         schedule: {name: none|halve_each_epoch|tslib_type1_every_5_epochs|linear_warmup,
+         schedule: {name: none|halve_each_epoch|tslib_type1|tslib_type1_every_5_epochs|linear_warmup,
                     warmup_steps: int (linear_warmup only)}}
-- halve_each_epoch: lr_e = lr · 0.5^e after epoch e (TSLib's "type1" adjustment, time-series forecasting).
+- halve_each_epoch: lr_e = lr · 0.5^e during epoch e (0-based): lr, lr/2, lr/4, ...
+- tslib_type1: TSLib's long-horizon loop exactly: after each epoch it calls adjust_learning_rate(epoch + 1), type1
+  sets lr · 0.5^((epoch + 1) − 1), so the first two epochs both run at lr: lr, lr, lr/2, lr/4, ...
 - tslib_type1_every_5_epochs: TSLib's classification loop before its 2024-07-14 change (commit 1c7f843) called
   adjust_learning_rate(type1) only after every 5th epoch: after epoch e (1-based, e % 5 == 0) lr = lr · 0.5^(e − 1),
   i.e. lr for epochs 1–5, lr/16 for 6–10 (6.25e-5 at 1e-3), lr/512 for 11–15 (≈ 1.95e-6), lr/2^14 for 16–20, ...
@@ -16,7 +18,7 @@ import torch
 from tasks.errors import ConfigError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
-SCHEDULES = ("none", "halve_each_epoch", "tslib_type1_every_5_epochs", "linear_warmup")
+SCHEDULES = ("none", "halve_each_epoch", "tslib_type1", "tslib_type1_every_5_epochs", "linear_warmup")
 OPTIM_KEYS = {"name", "lr", "weight_decay", "betas", "eps", "schedule"}
 
 
@@ -66,6 +68,12 @@ def tslib_every_5_epochs_factor(epochs_done: int) -> float:
     return 1.0 if last_update == 0 else 0.5 ** (last_update - 1)
 
 
+# lr multiplier while training epoch `epochs_done` + 1, per epoch-wise schedule
+EPOCH_FACTORS = {"halve_each_epoch": lambda epochs_done: 0.5 ** epochs_done,
+                 "tslib_type1": lambda epochs_done: 0.5 ** max(epochs_done - 1, 0),
+                 "tslib_type1_every_5_epochs": tslib_every_5_epochs_factor}
+
+
 def build_optimizer(parameters, optim: Mapping):
     """Return what LightningModule.configure_optimizers returns: an optimizer, or {optimizer, lr_scheduler}."""
     optim = check_optim(optim)
@@ -75,11 +83,8 @@ def build_optimizer(parameters, optim: Mapping):
     schedule = optim["schedule"]
     if schedule["name"] == "none":
         return optimizer
-    if schedule["name"] == "halve_each_epoch":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-    if schedule["name"] == "tslib_type1_every_5_epochs":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, tslib_every_5_epochs_factor)
+    if schedule["name"] in EPOCH_FACTORS:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, EPOCH_FACTORS[schedule["name"]])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
     warmup = schedule["warmup_steps"]
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min((step + 1) / warmup, 1.0))
