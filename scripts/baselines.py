@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     from tasks.datasets.paths import data_root as default_data_root
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="+", help="TPP or forecasting dataset configs (conf/dataset/<Name>.yaml)")
+    parser.add_argument("names", nargs="+", help="dataset configs of any task (conf/dataset/<Name>.yaml)")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--results-root", type=Path, default=REPO / "results")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])

@@ -124,22 +124,19 @@ def retest(run_dir: Path, precisions=("32-true", "bf16-mixed")) -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
     from tasks.harness.resume import read_fit_done
-    from tasks.harness.runner import trainer_kwargs
+    from tasks.harness.runner import tested_checkpoint, trainer_kwargs
     cfg = OmegaConf.load(run_dir / "config.yaml")
     fit = read_fit_done(run_dir, move_aside=False)
     if fit is None:
         raise SystemExit(f"{run_dir}: no fit_done.json, the run has not finished training")
     torch.set_num_threads(cfg.threads)
-    checkpoint = fit["best_checkpoint"]
+    L.seed_everything(cfg.seed, verbose=False)
+    datamodule = instantiate(cfg.task.datamodule, _convert_="all")
+    module = instantiate(cfg.task.module, _convert_="all")
+    checkpoint = tested_checkpoint(module, fit, run_dir)   # the one the harness tested
     out = {"run": run_dir.name, "task": cfg.task.name, "dataset": cfg.dataset.name, "seed": cfg.seed,
            "trained_at": cfg.trainer.precision, "checkpoint": Path(checkpoint).name, "metrics": {}}
     for precision in precisions:
-        L.seed_everything(cfg.seed, verbose=False)
-        datamodule = instantiate(cfg.task.datamodule, _convert_="all")
-        module = instantiate(cfg.task.module, _convert_="all")
-        if module.tested_checkpoint == "last":
-            checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
-            out["checkpoint"] = "last.ckpt"
         settings = trainer_kwargs(cfg) | {"precision": precision, "enable_progress_bar": False, "devices": 1,
                                           "strategy": "auto"}   # the run's own (test batches, determinism)
         trainer = L.Trainer(**settings, logger=False)

@@ -79,6 +79,14 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
     return checkpoint, run_state, callbacks
 
 
+def tested_checkpoint(module, fit: dict, run_dir: Path) -> str:
+    """The checkpoint a finished fit is tested on: its best, or its last for a module that keeps its own
+    snapshots in every checkpoint (`TaskModule.tested_checkpoint`)."""
+    if module.tested_checkpoint == "last" and (run_dir / resume.LAST_CHECKPOINT).is_file():
+        return str(run_dir / resume.LAST_CHECKPOINT)
+    return fit["best_checkpoint"]
+
+
 def _instantiate(cfg: DictConfig, key: str):
     try:
         return hydra.utils.instantiate(OmegaConf.select(cfg, key), _convert_="all")
@@ -189,9 +197,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
                 resume.write_fit_done(run_dir, fit)
         else:
             log.info("training of %s had finished; testing it", rid)
-        tested = fit["best_checkpoint"]
-        if module.tested_checkpoint == "last" and (run_dir / resume.LAST_CHECKPOINT).is_file():
-            tested = str(run_dir / resume.LAST_CHECKPOINT)  # a module keeping its own snapshots (TaskModule)
+        tested = tested_checkpoint(module, fit, run_dir)
         fit["tested_checkpoint"] = "best" if Path(tested).name.startswith("best") else "last"
         log.info("testing the %s checkpoint of %s: %s", fit["tested_checkpoint"], rid, tested)
         test_started = time.monotonic()
