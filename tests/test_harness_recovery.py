@@ -38,6 +38,20 @@ def _interrupted_run(tmp_path: Path) -> tuple[dict, Path]:
     return first, run_dir
 
 
+def test_last_checkpoint_is_the_latest_validation_even_without_improvement(tmp_path):
+    """A kill resumes from the latest validation, not from the last improvement of the monitor (Lightning's
+    save_last on a monitored callback writes last.ckpt only when it improves)."""
+    # val/loss falls epoch after epoch, so under monitor_mode=max epoch 0 is the only improvement
+    run_in_process(tmp_path, [*TOY, "task.trainer.max_epochs=3", "task.monitor_mode=max"])
+    run_dir = _run_dir(tmp_path)
+    best = run_dir / "checkpoints" / "best-epoch=0.ckpt"
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) == [best.name, "last.ckpt"]
+    last = torch.load(run_dir / resume.LAST_CHECKPOINT, map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == torch.load(best, weights_only=True)["global_step"] * 3
+    assert resume._best_path(last) == str(best)   # the monitored callback's best, not last.ckpt itself
+    assert resume.loadable_checkpoint(run_dir) == run_dir / resume.LAST_CHECKPOINT
+
+
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated"])
 def test_corrupt_last_checkpoint_is_moved_aside_and_the_run_ends_with_one_record(tmp_path, caplog, damage):
     first, run_dir = _interrupted_run(tmp_path)

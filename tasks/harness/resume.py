@@ -178,8 +178,9 @@ def _move_aside(path: Path, run_dir: Path, move: bool) -> None:
 
 
 def _best_path(state: dict) -> str | None:
+    """The monitored checkpoint callback's best file (the unmonitored one that writes last.ckpt names itself)."""
     for key, value in (state.get("callbacks") or {}).items():
-        if key.startswith("ModelCheckpoint") and isinstance(value, dict):
+        if key.startswith("ModelCheckpoint") and isinstance(value, dict) and value.get("monitor"):
             return value.get("best_model_path") or None
     return None
 

@@ -67,10 +67,14 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
     # early stopping watches (Meta-TPP: checkpoint by val RMSE, early stopping on val NLL)
     selection = OmegaConf.select(cfg, "task.checkpoint_monitor", default=None) or cfg.task.monitor
     checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-{epoch}", monitor=selection,
-                                 mode=cfg.task.monitor_mode, save_top_k=1, save_last=True,
-                                 enable_version_counter=False)
+                                 mode=cfg.task.monitor_mode, save_top_k=1, enable_version_counter=False)
+    # last.ckpt after every validation, improved or not: Lightning's save_last on the monitored callback writes it
+    # only when the monitor improves, so a killed run would resume from its last improvement (and repeat up to
+    # `patience` epochs, or for DT thousands of updates). Unmonitored, top-1, one fixed name: overwritten in place.
+    latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=Path(resume.LAST_CHECKPOINT).stem,
+                             monitor=None, save_top_k=1, enable_version_counter=False)
     run_state = resume.RunStateCallback()
-    callbacks = [checkpoint, run_state, DataStatistics()]
+    callbacks = [checkpoint, latest, run_state, DataStatistics()]
     if cfg.task.patience is not None:
         callbacks.append(EarlyStopping(monitor=cfg.task.monitor, mode=cfg.task.monitor_mode,
                                        patience=cfg.task.patience))
@@ -190,7 +194,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
                 raise KeyboardInterrupt(f"training of {rid} was interrupted; relaunch to resume")
             best = trainer.strategy.broadcast(checkpoint.best_model_path)
             score = checkpoint.best_model_score
-            fit = {"best_checkpoint": best or checkpoint.last_model_path, "epochs": trainer.current_epoch,
+            fit = {"best_checkpoint": best or str(run_dir / resume.LAST_CHECKPOINT), "epochs": trainer.current_epoch,
                    "best_score": None if score is None else float(score), "elapsed_s": run_state.elapsed_s(),
                    "learning_curve": run_state.learning_curve, "training": record.training_summary(trainer)}
             if is_rank_zero:
