@@ -3,15 +3,13 @@ Transformer's training loss over the same updates at both precisions.
 
     python scripts/precision_validation.py table <results root of the runs> [--out results/bench/precision_validation]
     python scripts/precision_validation.py dt-loss --data-root <root with rl/<dataset>/<file>> [--updates 200]
-    python scripts/precision_validation.py retest <run folder>... [--out results/bench/precision_validation/retest]
 `table` copies every record found (task/dataset/run.json, unchanged: config, seed, git sha, metrics, wall time) under
 <out>/records/ and writes <out>/table.md: per (task, dataset, model, precision) the mean ± sample std over seeds
 of each metric and of the wall time, and the bf16 − fp32 difference of the means in units of the fp32 seed std.
 `dt-loss` trains conf/task/rl.yaml's DT (Aaren and Transformer) for `updates` updates on the same pre-drawn batches
 with the same seed (so the same dropout masks) in fp32 and under bf16 autocast — backward, gradient clipping and
 AdamW outside autocast, as Lightning does — and writes the per-update losses and their relative differences.
-`retest` tests a finished run's tested checkpoint again at both precisions (the run's own config, data and thread
-count): how much of a bf16-mixed run's test metrics is the bf16 evaluation itself, at the run's own scale.
+`scripts/retest.py` tests a finished run's checkpoint again at both precisions (results/.../retest/).
 """
 import argparse
 import json
@@ -118,36 +116,6 @@ def dt_loss_check(args) -> dict:
     return out
 
 
-def retest(run_dir: Path, precisions=("32-true", "bf16-mixed")) -> dict:
-    """{run, checkpoint, metrics: {precision: {name: value}}, rel_diff: {name: |bf16 − fp32| / |fp32|}}."""
-    import lightning as L
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-    from tasks.harness.resume import read_fit_done
-    from tasks.harness.runner import tested_checkpoint, trainer_kwargs
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    fit = read_fit_done(run_dir, move_aside=False)
-    if fit is None:
-        raise SystemExit(f"{run_dir}: no fit_done.json, the run has not finished training")
-    torch.set_num_threads(cfg.threads)
-    L.seed_everything(cfg.seed, verbose=False)
-    datamodule = instantiate(cfg.task.datamodule, _convert_="all")
-    module = instantiate(cfg.task.module, _convert_="all")
-    checkpoint = tested_checkpoint(module, fit, run_dir)   # the one the harness tested
-    out = {"run": run_dir.name, "task": cfg.task.name, "dataset": cfg.dataset.name, "seed": cfg.seed,
-           "trained_at": cfg.trainer.precision, "checkpoint": Path(checkpoint).name, "metrics": {}}
-    for precision in precisions:
-        settings = trainer_kwargs(cfg) | {"precision": precision, "enable_progress_bar": False, "devices": 1,
-                                          "strategy": "auto"}   # the run's own (test batches, determinism)
-        trainer = L.Trainer(**settings, logger=False)
-        [metrics] = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True,
-                                 verbose=False)
-        out["metrics"][precision] = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
-    fp32, bf16 = (out["metrics"][p] for p in precisions)
-    out["rel_diff"] = {k: abs(bf16[k] - fp32[k]) / abs(fp32[k]) for k in fp32 if fp32[k]}
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,18 +130,7 @@ def main(argv=None) -> int:
     loss.add_argument("--kinds", nargs="+", default=["aaren", "transformer"])
     loss.add_argument("--warmup-steps", type=int, help="override rl.yaml's linear warm-up (10k updates)")
     loss.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "precision_validation" / "dt_loss.json")
-    again = sub.add_parser("retest")
-    again.add_argument("run_dirs", type=Path, nargs="+", help="finished run folders (outputs/runs/<task>/<set>/<id>)")
-    again.add_argument("--out", type=Path, default=REPO / "results" / "bench" / "precision_validation" / "retest")
     args = parser.parse_args(argv)
-    if args.command == "retest":
-        from benchmarks.common import provenance
-        from tasks.fileio import write_json_atomic
-        for run_dir in args.run_dirs:
-            result = retest(run_dir) | {"provenance": provenance("cpu")}
-            write_json_atomic(args.out / f"{result['task']}_{result['dataset']}_{result['run']}.json", result)
-            print(json.dumps({k: result[k] for k in ("run", "dataset", "metrics", "rel_diff")}), flush=True)
-        return 0
     if args.command == "dt-loss":
         from benchmarks.common import provenance
         from tasks.fileio import write_json_atomic

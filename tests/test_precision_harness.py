@@ -116,18 +116,45 @@ def test_tpp_decode_keeps_float64():
 
 
 def test_retest_reproduces_a_bf16_record_and_measures_it_in_fp32(tmp_path):
-    """scripts/precision_validation.py retest: the run's tested checkpoint tested again at both precisions; the
-    bf16-mixed pass is the record's own computation (equal metrics), the fp32 pass differs by rounding only."""
-    from scripts.precision_validation import retest
+    """scripts/retest.py: the run's tested checkpoint tested again at both precisions; the bf16-mixed pass is the
+    record's own computation (equal metrics), the fp32 pass differs by rounding only."""
+    from scripts.retest import retest
     overrides = ["experiment=smoke/forecasting", BF16]
     record = run_in_process(tmp_path, overrides)
     run_dir = identity.run_dir(compose_config([*overrides, *path_overrides(tmp_path)]), record["run_id"])
     result = retest(run_dir)
     assert (result["task"], result["trained_at"]) == ("forecasting", "bf16-mixed")
     assert result["checkpoint"].startswith("best")                  # the checkpoint the harness tested
+    assert result["record_metrics"] == record["metrics"]
     assert result["metrics"]["bf16-mixed"] == pytest.approx(record["metrics"], rel=1e-6)
     assert result["metrics"]["32-true"] == pytest.approx(record["metrics"], rel=0.05)
     assert set(result["rel_diff"]) == set(record["metrics"]) and max(result["rel_diff"].values()) < 0.05
+    with pytest.raises(SystemExit, match="no such key"):
+        retest(run_dir, overrides={"task.datamodule.drop_last_tset": True})
     (run_dir / "fit_done.json").unlink()
     with pytest.raises(SystemExit, match="has not finished training"):
         retest(run_dir)
+
+
+def test_retest_with_tslibs_drop_last_test_loader_leaves_out_exactly_the_last_partial_batch(tmp_path):
+    """--set task.datamodule.drop_last_test=true: TSLib's paper-era test loader (batch 32, drop_last). ETTh1 at
+    96/96 has 2785 test windows, so it scores 2784: the full-set MSE is their mean with the last window's."""
+    from scripts.retest import retest
+    record = run_in_process(tmp_path, ["experiment=smoke/forecasting"])
+    run_dir = identity.run_dir(compose_config(["experiment=smoke/forecasting", *path_overrides(tmp_path)]),
+                               record["run_id"])
+    every = {"task.trainer.limit_test_batches": 1.0}
+    full, kept = (retest(run_dir, ("32-true",), every | {"task.datamodule.drop_last_test": drop})["metrics"]["32-true"]
+                  for drop in (False, True))
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    datamodule = hydra.utils.instantiate(cfg.task.datamodule, _convert_="all")
+    datamodule.setup("test")
+    module = hydra.utils.instantiate(cfg.task.module, _convert_="all").eval()
+    [best] = (run_dir / "checkpoints").glob("best-*.ckpt")
+    module.load_state_dict(torch.load(best, weights_only=True)["state_dict"])
+    windows = datamodule.windows["test"]
+    x, x_mark, y = (t.unsqueeze(0) for t in windows[len(windows) - 1])
+    with torch.no_grad():
+        last = torch.nn.functional.mse_loss(module(x, x_mark), y).item()
+    assert len(windows) == 2785 and kept["mse"] != full["mse"]
+    assert full["mse"] == pytest.approx((2784 * kept["mse"] + last) / 2785, rel=1e-5)
