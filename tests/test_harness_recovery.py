@@ -52,6 +52,19 @@ def test_last_checkpoint_is_the_latest_validation_even_without_improvement(tmp_p
     assert resume.loadable_checkpoint(run_dir) == run_dir / resume.LAST_CHECKPOINT
 
 
+def test_the_record_names_the_code_each_process_ran(tmp_path, monkeypatch):
+    """`git`: the code the recording process started with (read once, at its start, not when the record is
+    written); `git_training`: that of every process that trained the run, kept across a resume in checkpoints."""
+    from tasks.harness import runner
+    code_a, code_b = {"sha": "a" * 40, "dirty": False}, {"sha": "b" * 40, "dirty": True}
+    states = iter([code_a, code_b])
+    monkeypatch.setattr(runner, "git_state", lambda repo: next(states))
+    first, run_dir = _interrupted_run(tmp_path)
+    assert first["git"] == code_a and first["git_training"] == [code_a]
+    again = run_in_process(tmp_path, TOY)   # resumed from last.ckpt under other code
+    assert again["resumed"] and again["git"] == code_b and again["git_training"] == [code_a, code_b]
+
+
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated"])
 def test_corrupt_last_checkpoint_is_moved_aside_and_the_run_ends_with_one_record(tmp_path, caplog, damage):
     first, run_dir = _interrupted_run(tmp_path)

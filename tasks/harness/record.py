@@ -1,11 +1,10 @@
 """The run record written to the results store (one JSON file per run; see store.py)."""
 import math
 from datetime import datetime, timezone
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from tasks.provenance import git_state, machine, package_versions
+from tasks.provenance import machine, package_versions
 
 SCHEMA_VERSION = 2  # 2: experiment, learning_curve, training, report, copied_from (tasks/README.md)
 TEST_PREFIX = "test/"
@@ -48,7 +47,9 @@ def training_summary(trainer) -> dict:
 
 
 def build_record(cfg: DictConfig, *, rid: str, experiment: str, config_hash: str, identity: dict, metrics: dict,
-                 module, repo_root: Path, wall_time_s: float, resumed: bool, fit: dict, world_size: int) -> dict:
+                 module, git: dict, wall_time_s: float, resumed: bool, fit: dict, world_size: int) -> dict:
+    """git: the code state the testing process started with; fit["code_versions"] (when the fit marker has it):
+    those of every process that trained the run, recorded as `git_training`."""
     parameters = list(module.parameters())
     return {
         "schema_version": SCHEMA_VERSION,
@@ -77,7 +78,8 @@ def build_record(cfg: DictConfig, *, rid: str, experiment: str, config_hash: str
         "resumed": resumed,
         "world_size": world_size,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git": git_state(repo_root),
+        "git": git,
+        "git_training": fit.get("code_versions"),
         "versions": package_versions(),
         "machine": machine(),
         "config": identity,

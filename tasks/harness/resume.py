@@ -89,13 +89,17 @@ def exit_with_parent(poll_s: float = 0.5) -> bool:
 
 
 class RunStateCallback(L.Callback):
-    """Saves the RNG states (python, numpy, torch) and the elapsed training time in every checkpoint.
+    """Saves the RNG states (python, numpy, torch), the elapsed training time and the code versions in every
+    checkpoint.
 
     On resume the RNG states are put back when training restarts, so a killed-and-resumed run draws the same
     shuffles and dropout masks as an uninterrupted one (single process; in DDP each rank restores rank 0's).
+    code: the git state ({sha, dirty}) this process started with; `code_versions` lists, in order, the distinct
+    states of every process that ran the fit (one entry unless the run was resumed under other code).
     """
 
-    def __init__(self):
+    def __init__(self, code: dict | None = None):
+        self.code_versions = [] if code is None else [dict(code)]
         self.learning_curve = []  # one {"epoch", "step", <val/* scalars>} per validation round (not sanity)
         self.elapsed_before_s = 0.0
         self._started = time.monotonic()
@@ -107,13 +111,16 @@ class RunStateCallback(L.Callback):
     def state_dict(self) -> dict:
         # plain types and tensors only: checkpoints load with torch.load(weights_only=True)
         kind, keys, pos, has_gauss, cached = np.random.get_state()
-        return {"elapsed_s": self.elapsed_s(), "learning_curve": self.learning_curve, "rng": {
+        return {"elapsed_s": self.elapsed_s(), "learning_curve": self.learning_curve,
+                "code_versions": self.code_versions, "rng": {
             "python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                    cached), "torch": torch.get_rng_state()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.elapsed_before_s = float(state.get("elapsed_s", 0.0))
         self.learning_curve = list(state.get("learning_curve", []))
+        earlier = [dict(code) for code in state.get("code_versions", [])]
+        self.code_versions = earlier + [code for code in self.code_versions if not earlier or code != earlier[-1]]
         self._started = time.monotonic()
         self._rng_to_restore = state.get("rng")
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tasks.errors import ConfigError
 from tasks.fileio import write_json_atomic
+from tasks.provenance import git_state
 
 from . import checks, identity, loggers, record, resume, store
 
@@ -62,7 +63,7 @@ class DataStatistics(L.Callback):
             pl_module.set_data_statistics(**statistics())
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
+def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool, code: dict | None = None):
     # task.checkpoint_monitor (optional, same mode): select the tested checkpoint on another metric than the one
     # early stopping watches (Meta-TPP: checkpoint by val RMSE, early stopping on val NLL)
     selection = OmegaConf.select(cfg, "task.checkpoint_monitor", default=None) or cfg.task.monitor
@@ -73,7 +74,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool):
     # `patience` epochs, or for DT thousands of updates). Unmonitored, top-1, one fixed name: overwritten in place.
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=Path(resume.LAST_CHECKPOINT).stem,
                              monitor=None, save_top_k=1, enable_version_counter=False)
-    run_state = resume.RunStateCallback()
+    run_state = resume.RunStateCallback(code=code)
     callbacks = [checkpoint, latest, run_state, DataStatistics()]
     if cfg.task.patience is not None:
         callbacks.append(EarlyStopping(monitor=cfg.task.monitor, mode=cfg.task.monitor_mode,
@@ -170,6 +171,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
     logger = None
     try:
         log.info("run %s [%s] → %s", rid, experiment, run_dir)
+        code = git_state(repo_root)   # the code this process runs: read now, not when the record is written
         ident = identity.identity_config(cfg)
         if is_rank_zero:
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -178,7 +180,8 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
         datamodule = _instantiate(cfg, "task.datamodule")
         module = _instantiate(cfg, "task.module")
         kwargs = trainer_kwargs(cfg)
-        checkpoint, run_state, callbacks = build_callbacks(cfg, run_dir, kwargs.get("enable_progress_bar", True))
+        checkpoint, run_state, callbacks = build_callbacks(cfg, run_dir, kwargs.get("enable_progress_bar", True),
+                                                          code)
         logger = loggers.build_logger(cfg, rid=rid, run_dir=run_dir, config=ident, experiment=experiment)
         trainer = L.Trainer(**kwargs, callbacks=callbacks, logger=logger if logger else False,
                             default_root_dir=str(run_dir), plugins=[resume.AtomicCheckpointIO()])
@@ -196,7 +199,8 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
             score = checkpoint.best_model_score
             fit = {"best_checkpoint": best or str(run_dir / resume.LAST_CHECKPOINT), "epochs": trainer.current_epoch,
                    "best_score": None if score is None else float(score), "elapsed_s": run_state.elapsed_s(),
-                   "learning_curve": run_state.learning_curve, "training": record.training_summary(trainer)}
+                   "learning_curve": run_state.learning_curve, "training": record.training_summary(trainer),
+                   "code_versions": run_state.code_versions}
             if is_rank_zero:
                 resume.write_fit_done(run_dir, fit)
         else:
@@ -211,7 +215,7 @@ def run(cfg: DictConfig, *, repo_root: Path, experiment: str | None = None) -> d
             return None
         wall_time = fit["elapsed_s"] + time.monotonic() - test_started  # training (every segment) + test
         entry = record.build_record(cfg, rid=rid, experiment=experiment, config_hash=config_hash, identity=ident,
-                                    metrics=metrics, module=module, repo_root=repo_root, wall_time_s=wall_time,
+                                    metrics=metrics, module=module, git=code, wall_time_s=wall_time,
                                     resumed=resumed, fit=fit, world_size=trainer.world_size)
         if callable(getattr(datamodule, "data_fingerprint", None)):  # the file read, where a task names one
             entry["data"] = datamodule.data_fingerprint()
