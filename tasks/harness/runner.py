@@ -71,7 +71,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, show_progress: bool, code: d
                                  mode=cfg.task.monitor_mode, save_top_k=1, enable_version_counter=False)
     # last.ckpt after every validation, improved or not: Lightning's save_last on the monitored callback writes it
     # only when the monitor improves, so a killed run would resume from its last improvement (and repeat up to
-    # `patience` epochs, or for DT thousands of updates). Unmonitored, top-1, one fixed name: overwritten in place.
+    # `patience` epochs, or for DT thousands of updates). Unmonitored, top-1, one fixed name: replaced atomically
+    # (AtomicCheckpointIO) at every validation.
     latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename=Path(resume.LAST_CHECKPOINT).stem,
                              monitor=None, save_top_k=1, enable_version_counter=False)
     run_state = resume.RunStateCallback(code=code)
