@@ -90,7 +90,7 @@ def test_average_row_uses_rows_where_both_models_ran():
     table = tables.build_table(GRID, RECORDS)
     means, n_rows = table.average("mse")
     assert n_rows == 1 and means == {"aaren": pytest.approx(0.41), "transformer": pytest.approx(0.51)}
-    assert "| Average | 0.510 (1 rows) | **0.410 (1 rows)** |" in table_render.to_markdown(table)
+    assert "| Average | 0.510 (1 row) | **0.410 (1 row)** |" in table_render.to_markdown(table)
 
 
 def test_older_runs_of_a_cell_are_hidden_and_counted_in_one_line():
@@ -127,10 +127,13 @@ def test_convergence_column_from_the_training_block():
     early = {"epochs": 3, "steps": 300, "stopped_early": True, "reached_limit": False, "converged": True}
     runs = [dict(r, training=early if r["seed"] == 0 else done) for r in RECORDS]
     table = tables.build_table(GRID, runs)
-    assert table.convergence(row("ETTh1", 96), "aaren") == "3–5 ep (stopped early: 1/3)"
-    assert table.convergence(row("ETTh1", 96), "transformer") == "3–5 ep (stopped early: 1/2)"
+    assert table.convergence(row("ETTh1", 96), "aaren") == "3–5 ep (stopped early: 1/3, limit reached: 2/3)"
+    assert table.convergence(row("ETTh1", 96), "transformer") == "3–5 ep (stopped early: 1/2, limit reached: 1/2)"
     assert table.convergence(row("ETTm1", 192), "aaren") == "3 ep (stopped early: yes)"   # seed 0 only
-    assert tables.convergence([runs[1]], "epochs") == "5 ep (stopped early: no)"
+    assert tables.convergence([runs[1]], "epochs") == "5 ep (limit reached)"
+    cut = dict(runs[1], training=dict(done, epochs=4, reached_limit=False, converged=False))  # neither: not converged
+    assert tables.convergence([cut], "epochs") == "4 ep (stopped early: no)"
+    assert tables.convergence([cut, runs[1]], "epochs") == "4–5 ep (stopped early: no, limit reached: 1/2)"
     assert tables.convergence([runs[1]], "updates") == "500 updates (limit reached)"
     assert tables.convergence(RECORDS[:1], "epochs") == "unknown"                  # old record: no training block
     assert tables.convergence([], "epochs") == "—"

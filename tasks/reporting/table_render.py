@@ -57,7 +57,7 @@ def grid(table: Table, bold=lambda text: text, *, extras: bool = True) -> list[l
         means, n_rows = table.average(metric)
         better = table.better_average(metric)
         for model in MODELS:
-            text = f"{fmt_number(means[model])} ({n_rows} rows)" if means else "—"
+            text = f"{fmt_number(means[model])} ({n_rows} row{'s' if n_rows != 1 else ''})" if means else "—"
             line.append(bold(text) if model == better else text)
     lines.append(line + ([""] * (1 + len(table.spec.costs)) if extras else []))
     return lines
@@ -115,7 +115,9 @@ def _prose(value) -> str:
 def legend(table: Table) -> str:
     text = ("mean ± std over seeds (n = seeds run; n=a/b when fewer than the experiment's b seeds ran); bold = "
             "better model; Average = mean over rows where both models have runs; — = no run; convergence = "
-            "training length per run and whether early stopping triggered (* inferred, for records that predate "
+            "training length per run and how it ended: early stopping triggered, or the experiment's epoch / update "
+            "limit reached (convergence by the protocol's rule only where that limit is the protocol's own, not a "
+            "budget cut: see the experiment's notes) (* inferred, for records that predate "
             "that field, from their epochs and config limits: scripts/infer_training.py; unknown: not inferable)")
     if any(table.baselines.values()):
         text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split, one value per "
