@@ -117,7 +117,7 @@ def legend(table: Table) -> str:
             "better model; Average = mean over rows where both models have runs; — = no run; convergence = "
             "training length per run and how it ended: early stopping triggered, or the experiment's epoch / update "
             "limit reached (convergence by the protocol's rule only where that limit is the protocol's own, not a "
-            "budget cut: see the experiment's notes) (* inferred, for records that predate "
+            "budget cut: see the experiment's notes; * inferred, for records that predate "
             "that field, from their epochs and config limits: scripts/infer_training.py; unknown: not inferable)")
     if any(table.baselines.values()):
         text += (f"; {BASELINE_PREFIX.strip()} rows = sanity baselines on the same test split, one value per "

@@ -177,10 +177,9 @@ def _span(values: list[int]) -> str:
 
 def convergence(runs: list[dict], progress: str) -> str:
     """'3 ep (stopped early: yes)', '10 ep (limit reached)', '4–10 ep (stopped early: 2/3, limit reached: 1/3)',
-    '20000 updates (limit reached)': how each run ended (the limit is the experiment's: the
-    protocol's own, or a budget's cut). 'unknown' when a run has no `training` block
-    (records older than the learning-curve change); '—' without runs; a trailing * when a block was inferred for
-    an older record (scripts/infer_training.py)."""
+    '20000 updates (limit reached)': how each run ended (the limit is the experiment's: the protocol's own, or a
+    budget's cut). 'unknown' when a run has no `training` block (records older than the learning-curve change);
+    '—' without runs; a trailing * when a block was inferred for an older record (scripts/infer_training.py)."""
     blocks = [r.get("training") or {} for r in runs]  # a run's counts: {"epochs", "steps", "stopped_early", ...}
     unit, count = ("updates", "steps") if progress == "updates" else ("ep", "epochs")
     if not runs:
@@ -195,7 +194,8 @@ def convergence(runs: list[dict], progress: str) -> str:
     elif limit == n:
         how = "limit reached"
     else:
-        how = f"stopped early: {f'{early}/{n}' if early else 'no'}" + (f", limit reached: {limit}/{n}" if limit else "")
+        how = f"stopped early: {early}/{n}" if early else "stopped early: no"
+        how += f", limit reached: {limit}/{n}" if limit else ""
     text = f"{_span([b[count] for b in blocks])} {unit} ({how})"
     return text + ("*" if any(b.get("inferred_from") for b in blocks) else "")
 
