@@ -222,13 +222,13 @@ def test_select_filters_on_dotted_fields():
     assert len(tables.select(runs, {"config.seed": "0"})) == 3
 
 
-def test_learning_curves_are_the_mean_over_seeds_at_each_step_never_filled_in():
+def test_learning_curves_are_the_mean_and_range_over_seeds_at_each_step_never_filled_in():
     from tasks.reporting import table_plots
 
     runs = [{"learning_curve": [{"epoch": 0, "step": 100, "val/score": 10.0, "val/action_mse": 0.5},
                                 {"epoch": 1, "step": 200, "val/score": 30.0}]},
             {"learning_curve": [{"epoch": 0, "step": 100, "val/score": 20.0, "val/action_mse": float("nan")}]},
             {"metrics": {}}]                                                   # an old record: no curve
-    assert table_plots.mean_curve(runs, "val/score") == ([100, 200], [15.0, 30.0])
-    assert table_plots.mean_curve(runs, "val/action_mse") == ([100], [0.5])   # non-finite points left out
+    assert table_plots.seed_curve(runs, "val/score") == ([100, 200], [15.0, 30.0], [10.0, 30.0], [20.0, 30.0])
+    assert table_plots.seed_curve(runs, "val/action_mse") == ([100], [0.5], [0.5], [0.5])  # non-finite left out
     assert table_plots.curve_metrics(runs) == ["val/action_mse", "val/score"]

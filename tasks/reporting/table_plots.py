@@ -49,8 +49,8 @@ def to_png(table: Table, path: Path) -> Path | None:
     return path
 
 
-def mean_curve(runs: list[dict], metric: str, x: str = "step") -> tuple[list, list]:
-    """(x values, mean over seeds) of one val metric; points no seed logged are absent."""
+def seed_curve(runs: list[dict], metric: str, x: str = "step") -> tuple[list, list, list, list]:
+    """(x values, mean, min, max over seeds) of one val metric; points no seed logged are absent."""
     points = {}
     for record in runs:
         for entry in record.get("learning_curve") or []:
@@ -58,7 +58,8 @@ def mean_curve(runs: list[dict], metric: str, x: str = "step") -> tuple[list, li
             if isinstance(value, (int, float)) and math.isfinite(value) and entry.get(x) is not None:
                 points.setdefault(entry[x], []).append(value)
     steps = sorted(points)
-    return steps, [statistics.fmean(points[s]) for s in steps]
+    return (steps, [statistics.fmean(points[s]) for s in steps], [min(points[s]) for s in steps],
+            [max(points[s]) for s in steps])
 
 
 def curve_metrics(runs: list[dict]) -> list[str]:
@@ -71,7 +72,7 @@ def _save(figure, path: Path) -> None:
 
 
 def write_curves(table: Table, out_dir: Path, *, write=lambda path, save: save(path) or path) -> list[Path]:
-    """<out_dir>/<experiment>/<row>.png: each val metric vs step, both models (mean over seeds).
+    """<out_dir>/<experiment>/<row>.png: each val metric vs step, both models (mean over seeds, min-max band).
 
     write(path, save): how a file is written (make_tables passes an atomic writer); save(p) draws into p."""
     written = []
@@ -85,13 +86,16 @@ def write_curves(table: Table, out_dir: Path, *, write=lambda path, save: save(p
         x_label = "update" if table.spec.progress == "updates" else "step"
         for axis, metric in zip(axes[0], metrics):
             for model in MODELS:
-                steps, means = mean_curve(runs[model], metric)
+                steps, means, lows, highs = seed_curve(runs[model], metric)
                 if steps:
-                    axis.plot(steps, means, marker=".", label=f"{MODEL_TITLES[model]} (n={len(runs[model])})")
+                    line, = axis.plot(steps, means, marker=".", label=f"{MODEL_TITLES[model]} (n={len(runs[model])})")
+                    if len(runs[model]) > 1:
+                        axis.fill_between(steps, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
             axis.set_xlabel(x_label)
             axis.set_ylabel(metric)
             axis.legend(fontsize=7)
-        figure.suptitle(f"{table.experiment.name}: {row_label(row)} (mean over seeds)", fontsize=9)
+        figure.suptitle(f"{table.experiment.name}: {row_label(row)} (line: mean over seeds; band: min to max)",
+                         fontsize=9)
         figure.tight_layout()
         path = Path(out_dir) / slug(table.experiment.name) / f"{row_file(row)}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
