@@ -94,8 +94,8 @@ def write_curves(table: Table, out_dir: Path, *, write=lambda path, save: save(p
             axis.set_xlabel(x_label)
             axis.set_ylabel(metric)
             axis.legend(fontsize=7)
-        figure.suptitle(f"{table.experiment.name}: {row_label(row)} (line: mean over seeds; band: min to max)",
-                         fontsize=9)
+        figure.suptitle(f"{table.experiment.name}: {row_label(row)}\nline: mean over seeds; band: min to max",
+                         fontsize=8)
         figure.tight_layout()
         path = Path(out_dir) / slug(table.experiment.name) / f"{row_file(row)}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
