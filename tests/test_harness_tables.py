@@ -232,3 +232,8 @@ def test_learning_curves_are_the_mean_and_range_over_seeds_at_each_step_never_fi
     assert table_plots.seed_curve(runs, "val/score") == ([100, 200], [15.0, 30.0], [10.0, 30.0], [20.0, 30.0])
     assert table_plots.seed_curve(runs, "val/action_mse") == ([100], [0.5], [0.5], [0.5])  # non-finite left out
     assert table_plots.curve_metrics(runs) == ["val/action_mse", "val/score"]
+    aliased = [{"learning_curve": [dict(e, **{"val/loss": e.get("val/action_mse")}) for e in r.get("learning_curve", [])]}
+               for r in runs]                                                 # val/loss = val/action_mse everywhere
+    assert table_plots.curve_metrics(aliased) == ["val/action_mse", "val/score"]
+    aliased[0]["learning_curve"][1]["val/loss"] = 0.4                          # differs once: its own panel
+    assert table_plots.curve_metrics(aliased) == ["val/action_mse", "val/loss", "val/score"]

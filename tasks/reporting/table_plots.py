@@ -63,8 +63,16 @@ def seed_curve(runs: list[dict], metric: str, x: str = "step") -> tuple[list, li
 
 
 def curve_metrics(runs: list[dict]) -> list[str]:
-    return sorted({key for r in runs for entry in r.get("learning_curve") or [] for key in entry
-                   if key.startswith("val/")})[:MAX_CURVE_PANELS]
+    """The val/* metrics of the runs' curves, one panel each; an alias (a metric logged under a second name with
+    the same value at every validation, e.g. RL's val/loss = val/action_mse) gets no panel of its own."""
+    entries = [entry for r in runs for entry in r.get("learning_curve") or []]
+    panels, seen = [], set()
+    for key in sorted({key for entry in entries for key in entry if key.startswith("val/")}):
+        values = tuple(repr(entry.get(key)) for entry in entries)
+        if values not in seen:
+            seen.add(values)
+            panels.append(key)
+    return panels[:MAX_CURVE_PANELS]
 
 
 def _save(figure, path: Path) -> None:
